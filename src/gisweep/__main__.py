@@ -1,0 +1,5 @@
+import sys
+
+from gisweep.cli import main
+
+sys.exit(main())

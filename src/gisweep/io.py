@@ -1,0 +1,89 @@
+"""Reading and writing the pipeline's files: atomic Parquet with provenance, atomic torch files.
+
+Every output is written to a temporary file in the same folder and renamed into place, so a
+killed job never leaves a half-written file under its final name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from gisweep import GisweepError, __version__
+
+PROVENANCE_KEY = b"gisweep"
+
+
+def package_versions() -> dict:
+    import numpy
+    import torch
+
+    return {
+        "gisweep": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "pyarrow": pa.__version__,
+    }
+
+
+def provenance(**fields) -> dict:
+    """Provenance record stored in file metadata: the caller's fields plus package versions."""
+    return {**fields, "versions": package_versions()}
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(df: pd.DataFrame | pa.Table, path, meta: dict | None = None) -> None:
+    """Write a table atomically, with `meta` (JSON-able) stored under the 'gisweep' metadata key."""
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    old = table.schema.metadata or {}
+    md = {**old, PROVENANCE_KEY: json.dumps(meta or {}, sort_keys=True, default=str).encode()}
+    table = table.replace_schema_metadata(md)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def read_parquet(path, columns: list[str] | None = None, required: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet file; a missing, corrupt or incomplete file raises GisweepError naming it."""
+    path = Path(path)
+    if not path.exists():
+        raise GisweepError(f"{path}: file not found")
+    try:
+        df = pq.read_table(path, columns=columns).to_pandas()
+    except Exception as e:  # pyarrow raises several types for truncated/corrupt files
+        raise GisweepError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    missing = [c for c in (required or []) if c not in df.columns]
+    if missing:
+        raise GisweepError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    return df
+
+
+def read_provenance(path) -> dict:
+    """The provenance record stored by write_parquet."""
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except Exception as e:
+        raise GisweepError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+    return json.loads(md.get(PROVENANCE_KEY, b"{}"))
