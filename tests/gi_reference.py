@@ -40,22 +40,50 @@ def _affine_pieces(layers, x0, d, t, sign):
     return pre, (v, g)
 
 
-def _violating(margin_v, c0):
-    k = np.arange(len(margin_v))
-    return np.where(k < c0, margin_v <= 0, margin_v < 0)
+def _tie_tol(logits):
+    """Logits this close count as tied (rounding); a little looser than the engine's 1.8e-12."""
+    return 1e-11 * (1.0 + np.abs(logits).max())
+
+
+def _class_change(lv, lg, c0, t, sign, step):
+    """Where class c0 is first beaten on the piece [t, t + sign*step] (logits lv + s*lg), or None.
+
+    Ties go to the lower index: a class below c0 beats it by tying, one above only by exceeding it.
+    Margins within a rounding tolerance of 0 count as ties.
+    """
+    mv, mg = lv[c0] - lv, lg[c0] - lg  # margins at the piece start and their slopes
+    k = np.arange(len(mv))
+    tol = _tie_tol(lv)
+    tie = np.abs(mv) <= tol
+    # at t = 0, c0 is the class by definition: only a class taking over right after can end it
+    now = np.where(k < c0, (mv <= tol) & (t != 0.0), (mv < -tol) | (tie & (mg < 0)))
+    now[c0] = False
+    if now.any():
+        return t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = -mv / mg
+    # a class above c0 that only ties c0 at the piece's end has not taken over; whether it does
+    # is the next piece's question
+    end_tol = 1e-11 * (1.0 + abs(t) + step)
+    reach = np.where(k < c0, s <= step + end_tol, s < step - end_tol)
+    cand = (mg < 0) & (s >= 0) & reach & (k != c0)
+    if cand.any():
+        return t + sign * s[cand].min()
+    return None
 
 
 def walk_line(layers, x0, d, t_min, t_max):
     """(class0, t_lo, t_hi, pieces) for one line."""
     _, (logit0, _) = _affine_pieces(layers, x0, d, 0.0, 1)
-    c0 = int(np.argmax(logit0))
+    c0 = int(np.argmax(logit0 >= logit0.max() - _tie_tol(logit0)))  # lowest of the (nearly) tied
     steps = {}
     for sign, limit in ((1, t_max), (-1, t_min)):
         t, edge, steps[sign] = 0.0, None, 0
         while sign * (limit - t) > 0:
             pre, (lv, lg) = _affine_pieces(layers, x0, d, t, sign)
             # next breakpoint: the nearest strictly positive root among all neurons
-            step = sign * (limit - t)
+            remaining = sign * (limit - t)
+            step = remaining
             for v, g in pre:
                 with np.errstate(divide="ignore", invalid="ignore"):
                     s = -v / g
@@ -63,17 +91,11 @@ def walk_line(layers, x0, d, t_min, t_max):
                 if ok.any():
                     step = min(step, s[ok].min())
             if edge is None:
-                mv, mg = lv[c0] - lv, lg[c0] - lg  # margins at the piece start and their slopes
-                if _violating(mv, c0).any() and t != 0.0:
-                    edge = t
-                else:
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        s = -mv / mg
-                    cand = (mg < 0) & (s >= 0) & (s <= step)
-                    cand &= np.arange(len(mv)) != c0
-                    if cand.any():
-                        edge = t + sign * s[cand].min()
-            t = t + sign * step
+                edge = _class_change(lv, lg, c0, t, sign, step)
+            # land on the limit exactly when within the breakpoint tolerance of it (sums of steps
+            # like 5/6 + 1/6 miss it by an ulp, which would leave a sliver piece)
+            near = remaining - step <= 1e-11 * (1.0 + abs(limit))
+            t = limit if near else t + sign * step
             steps[sign] += 1
         if edge is None:
             edge = limit

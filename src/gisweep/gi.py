@@ -10,10 +10,27 @@ pre-activation is linear between consecutive knots. A neuron whose values at two
 have strictly opposite signs crosses zero once in between, at a point found by linear interpolation;
 those crossings are merged into the knots before the ReLU is applied, so the next layer is again
 linear between knots. After the last layer the logits are linear between knots and the first class
-change on each side of t = 0 is solved in closed form inside its interval. No grid, no tolerance.
+change on each side of t = 0 is solved in closed form inside its interval. No grid, and no
+tolerance beyond rounding (see below).
+
+Work per line: one matrix product per layer at that layer's knots (the knots of a line number about
+one plus its pieces after the last layer), plus linear passes over the knots; nothing is padded to
+the busiest line. Every line's numbers are computed independently of the other lines in its chunk,
+so results do not depend on `memory_mb` or on how many lines are swept together (bit for bit on a
+CPU), and CPU reruns are bit-identical.
 
 Class convention: class(t) = argmax of the logits, ties going to the lowest class index (as
 torch.argmax does). The class at a point where class0 ties with a lower index is not class0.
+
+Rounding: values equal up to rounding are treated as equal, so that degenerate networks (a tie
+holding along a whole segment, a neuron that is 0 along a segment, several neurons switching at one
+point) are not decided by the rounding noise of how each value was computed. "Up to rounding" is
+2^-39 = 1.8e-12 relative in float64 (about 8000 times its rounding error; 4 eps = 4.8e-7 in float32,
+which has no such margin to spare): logits within that fraction of the line's largest |logit| tie; a
+pre-activation within that fraction of the largest |pre-activation| of its layer at that knot is 0
+(it touches 0 there, or crosses at the knot itself, and adds no knot); crossings that close together
+(relative to the range) are one point when counting pieces. Generic networks never come near these
+margins; the results are then those of exact arithmetic, up to rounding.
 
 `pieces` is the number of linear pieces of the network restricted to [t_min, t_max]: one plus the
 number of distinct interior points where the activation pattern (which neurons are > 0) differs on
@@ -22,7 +39,7 @@ the two sides.
 from __future__ import annotations
 
 import math
-import time
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
@@ -31,10 +48,6 @@ from torch import nn
 
 from gisweep import GisweepError
 from gisweep.runtime import Progress
-
-# bytes per (line, knot, neuron) held at once while refining one layer: values, their sorted copy,
-# the crossing and activity masks and the next layer's output, in float64
-_BYTES_PER_ENTRY = 40
 
 
 @dataclass
@@ -119,8 +132,13 @@ def affine_layers(model: nn.Module, dtype=torch.float64, device=None) -> list[Af
 
 
 def _line_ranges(t_min, t_max, n, dtype, device):
-    t_min = torch.as_tensor(t_min, dtype=dtype, device=device).expand(n).clone()
-    t_max = torch.as_tensor(t_max, dtype=dtype, device=device).expand(n).clone()
+    ranges = []
+    for name, value in (("t_min", t_min), ("t_max", t_max)):
+        value = torch.as_tensor(value, dtype=dtype, device=device)
+        if value.ndim > 1 or (value.ndim == 1 and value.shape[0] != n):
+            raise GisweepError(f"{name} must be a scalar or one value per line ({n}); got shape {tuple(value.shape)}")
+        ranges.append(value.expand(n).clone())
+    t_min, t_max = ranges
     if not (torch.isfinite(t_min).all() and torch.isfinite(t_max).all()):
         raise GisweepError("t_min and t_max must be finite")
     bad = (t_min > 0) | (t_max < 0)
@@ -145,142 +163,278 @@ def _check_lines(x0, d, layers):
 
 # ----------------------------------------------------------------------------------------------
 # the exact engine
+#
+# All knots of all lines of a chunk live in flat arrays, line after line, each line's knots sorted:
+#   T [N] knot positions, line [N] the line each knot belongs to, crossing [N] whether the knot is a
+#   ReLU zero crossing (a breakpoint by construction), Z [N, w] the current layer's pre-activations.
+# Per line: start [n] (flat index of its first knot), count [n], k0 [n] (flat index of its t = 0 knot).
+# No padding, no sort of [N, w] rows: crossings are merged in by computing every row's new position.
+
+# every matrix product runs on a multiple of this many rows, so a row's result does not depend on how
+# many rows share the call (MKL picks other kernels for leftover rows): chunking stays bit-identical
+_ROW_BLOCK = 16
+# lines per chunk at most on a CPU, so that the working set stays in cache (measured on the MNIST pair
+# lines: 32-128 alike on one thread, 128 best on two; 256 is 15-25% slower, 512 35%)
+_MAX_CHUNK_LINES = 128
 
 
-def _refine(T, Z, flags):
-    """Add the zero crossings of Z between knots, and mark knots where the ReLU pattern changes.
+def _matmul(x, wt, bias):
+    """x [M, a] @ wt [a, b] + bias [b] -> [M, b], each row's value independent of M."""
+    M = x.shape[0]
+    out = torch.empty((M, wt.shape[1]), dtype=x.dtype, device=x.device)
+    full = M - M % _ROW_BLOCK
+    if full:
+        torch.addmm(bias, x[:full], wt, out=out[:full])
+    if full < M:
+        tail = x.new_zeros((_ROW_BLOCK, x.shape[1]))
+        tail[: M - full] = x[full:]
+        out[full:] = torch.addmm(bias, tail, wt)[: M - full]
+    return out
 
-    T: [n, K] sorted knots, +inf padding; Z: [n, K, w] pre-activations at the knots (0 at padding),
-    linear between consecutive knots; flags: [n, K] bool, knots already known to be breakpoints.
-    Returns T, Z, flags with the crossings merged in (still sorted).
+
+def _rounding(dtype) -> float:
+    """Relative difference below which values count as equal (see the module docstring): 2^-39
+    (1.8e-12, some 8000 times float64's rounding) in float64; in float32 only 4 eps (4.8e-7), since
+    float32 leaves no such margin and a wider allowance would shift results more than its rounding."""
+    return 2.0**-39 if dtype == torch.float64 else 4 * torch.finfo(dtype).eps
+
+
+def _entry_bytes(dtype) -> int:
+    """Bytes held per (knot, neuron) while one layer is refined, at most: Z, its sign-flip bytes, the
+    crossings' rows (at most one per knot) and the next layer's values before and after the merge."""
+    return 8 * (torch.finfo(dtype).bits // 8) + 4
+
+
+@dataclass
+class _Knots:
+    T: torch.Tensor  # [N] knot positions, sorted within each line
+    line: torch.Tensor  # [N] int64 line of each knot
+    crossing: torch.Tensor  # [N] bool, knot is a ReLU zero crossing
+    Z: torch.Tensor  # [N, w] current pre-activations at the knots
+    start: torch.Tensor  # [n] int64 flat index of each line's first knot
+    count: torch.Tensor  # [n] int64 knots per line
+    k0: torch.Tensor  # [n] int64 flat index of each line's t = 0 knot
+    zero_break: torch.Tensor  # [n] bool, the activation pattern changes at t = 0 (0 interior)
+
+    def split(self, h: int) -> tuple["_Knots", "_Knots"]:
+        """Lines [0, h) and [h, n), as two independent sets of knots."""
+        cut = int(self.start[h]) if h < len(self.start) else len(self.T)
+        a = _Knots(self.T[:cut], self.line[:cut], self.crossing[:cut], self.Z[:cut], self.start[:h],
+                   self.count[:h], self.k0[:h], self.zero_break[:h])
+        b = _Knots(self.T[cut:], self.line[cut:] - h, self.crossing[cut:], self.Z[cut:], self.start[h:] - cut,
+                   self.count[h:], self.k0[h:] - cut, self.zero_break[h:])
+        return a, b
+
+
+def _initial_knots(a, s, t_min, t_max) -> _Knots:
+    """Knots t_min, 0, t_max (each once) and the first layer's pre-activations a + t·s there."""
+    n = a.shape[0]
+    dev = a.device
+    zero = torch.zeros_like(t_min)
+    cand = torch.stack([t_min, zero, t_max], 1)  # [n, 3]
+    keep = torch.stack([torch.ones_like(t_min, dtype=torch.bool), (t_min < 0) & (t_max > 0), t_max > t_min], 1)
+    line = torch.arange(n, device=dev)[:, None].expand(n, 3)[keep]  # [N]
+    T = cand[keep]  # [N], sorted within each line
+    count = keep.sum(1)
+    start = torch.cumsum(count, 0) - count
+    k0 = start + (t_min < 0).long()  # t = 0 is the first knot when t_min = 0, else the second
+    Z = a[line] + T[:, None] * s[line]  # [N, w1]; exactly a at t = 0
+    return _Knots(T, line, torch.zeros_like(T, dtype=torch.bool), Z, start, count, k0,
+                  torch.zeros(n, dtype=torch.bool, device=dev))
+
+
+def _sign_flips(Z, last):
+    """(interval, neuron) pairs where Z's sign bit differs between knots i and i + 1 of one line.
+
+    Z: [N, w]; last: [n] flat index of each line's last knot. Reads only the sign bits: the top byte
+    of every value, XOR-ed between consecutive rows, then scanned eight neurons at a time. A superset
+    of the strict sign changes (+0 and -0 differ here); the caller keeps the strict ones.
     """
-    n, K, w = Z.shape
-    valid = torch.isfinite(T)  # [n, K]
-    interval_ok = valid[:, :-1] & valid[:, 1:]  # [n, K-1]
-    za, zb = Z[:, :-1], Z[:, 1:]  # [n, K-1, w]
-    cross = ((za > 0) & (zb < 0)) | ((za < 0) & (zb > 0))
-    cross &= interval_ok[..., None]
-    hit = cross.nonzero()  # [m, 3]: line, interval, neuron (sorted by line first)
-    if hit.shape[0]:
-        line, iv, neuron = hit.unbind(1)
-        fa, fb = za[line, iv, neuron], zb[line, iv, neuron]  # [m]
-        frac = fa / (fa - fb)  # in (0, 1)
-        ta, tb = T[line, iv], T[line, iv + 1]
-        t_new = ta + (tb - ta) * frac  # [m]
-        z_new = torch.lerp(za[line, iv], zb[line, iv], frac[:, None])  # [m, w]
-        z_new[torch.arange(len(neuron), device=Z.device), neuron] = 0.0  # the crossing neuron is exactly 0
-        counts = torch.bincount(line, minlength=n)  # [n]
-        start = torch.cumsum(counts, 0) - counts
-        pos = torch.arange(len(line), device=Z.device) - start[line]  # slot within its line
-        m_max = int(counts.max())
-        T_new = torch.full((n, m_max), math.inf, dtype=T.dtype, device=T.device)
-        T_new[line, pos] = t_new
-        Z_new = torch.zeros((n, m_max, w), dtype=Z.dtype, device=Z.device)
-        Z_new[line, pos] = z_new
-        T, order = torch.cat([T, T_new], 1).sort(1)
-        Z = torch.cat([Z, Z_new], 1).gather(1, order[..., None].expand(-1, -1, w))
-        flags = torch.cat([flags, torch.zeros_like(T_new, dtype=torch.bool)], 1).gather(1, order)
-        keep = int(torch.isfinite(T).sum(1).max())  # drop all-padding columns
-        T, Z, flags = T[:, :keep], Z[:, :keep], flags[:, :keep]
-        valid = torch.isfinite(T)
-        interval_ok = valid[:, :-1] & valid[:, 1:]
-    # ReLU pattern on each interval, read at its midpoint (Z is linear there and keeps its sign)
-    active = (Z[:, :-1] + Z[:, 1:]) > 0  # [n, K-1, w]
-    changed = (active[:, :-1] != active[:, 1:]).any(-1)  # [n, K-2], interior knots 1..K-2
-    changed &= interval_ok[:, :-1] & interval_ok[:, 1:]
-    flags = flags.clone()
-    flags[:, 1:-1] |= changed
-    return T, Z, flags
+    N, w = Z.shape
+    if sys.byteorder == "little" and Z.is_contiguous():
+        size = Z.element_size()
+        top = Z.view(torch.uint8)[:, size - 1 :: size]  # [N, w] top byte of each value: sign bit 0x80
+        flips = top[1:] ^ top[:-1]  # [N-1, w]
+        flips &= 0x80
+    else:
+        sign = torch.signbit(Z).view(torch.uint8)
+        flips = sign[1:] ^ sign[:-1]
+    flips[last[last < N - 1]] = 0  # no interval from a line's last knot to the next line's first
+    if w % 8 or not flips.is_contiguous():
+        k, j = flips.nonzero(as_tuple=True)
+        return k, j
+    words = flips.view(torch.int64)  # [N-1, w/8]: eight neurons per word, most words zero
+    hit = (words != 0).view(-1).nonzero()[:, 0]  # [h] flat word index
+    bytes_ = flips.view(-1, 8).index_select(0, hit)  # [h, 8]
+    h, b = bytes_.nonzero(as_tuple=True)
+    word = hit[h]
+    per_row = w // 8
+    return word // per_row, (word % per_row) * 8 + b
 
 
-def _count_pieces(T, flags, t_min, t_max):
-    interior = flags & (T > t_min[:, None]) & (T < t_max[:, None])
-    tb = torch.where(interior, T, torch.full_like(T, math.inf)).sort(1).values  # [n, K]
-    first = torch.ones_like(tb, dtype=torch.bool)
-    first[:, 1:] = tb[:, 1:] != tb[:, :-1]
-    return 1 + (torch.isfinite(tb) & first).sum(1)
+def _refine_and_propagate(kn: _Knots, nxt: Affine, stats: dict | None) -> _Knots:
+    """Add the current layer's ReLU zero crossings as knots, apply the ReLU and the next affine map.
+
+    On entry kn.Z holds the current layer's pre-activations, linear between consecutive knots of a line.
+    A neuron with strictly opposite signs at two consecutive knots crosses zero once in between, at a
+    point found by linear interpolation; there every neuron's value is interpolated too (the crossing
+    neuron's set to exactly 0). Then the next layer is again linear between consecutive knots.
+    """
+    T, line, Z = kn.T, kn.line, kn.Z
+    N, w = Z.shape
+    n = kn.start.shape[0]
+    dev = Z.device
+    last = kn.start + kn.count - 1  # [n] each line's last knot
+    # a value within rounding of 0 is 0: |z| <= 2^-39 (float64) of the largest |z| of its layer at that knot
+    zero = Z.abs().amax(1) * _rounding(Z.dtype)  # [N]
+    k, j = _sign_flips(Z, last)  # [m] interval (its left knot), neuron
+    flat = Z.view(-1)
+    za, zb = flat.index_select(0, k * w + j), flat.index_select(0, (k + 1) * w + j)
+    # a neuron that is 0 at a knot only touches 0 there, or crosses at the knot itself: no new knot
+    strict = (za.abs() > zero.index_select(0, k)) & (zb.abs() > zero.index_select(0, k + 1))
+    if not bool(strict.all()):
+        k, j, za, zb = k[strict], j[strict], za[strict], zb[strict]
+
+    # the activation pattern changes at t = 0 if a neuron is 0 there and on the two sides is active
+    # on one and not on the other (0 is a knot, so on each side the neuron is linear up to it)
+    interior = (kn.k0 > kn.start) & (kn.k0 < last)
+    if bool(interior.any()):
+        k0 = kn.k0[interior]
+        z0, zl, zr = Z[k0], Z[k0 - 1], Z[k0 + 1]  # [i, w]
+        brk = (z0.abs() <= zero[k0, None]) & ((zl > zero[k0 - 1, None]) != (zr > zero[k0 + 1, None]))
+        kn.zero_break[interior] |= brk.any(1)
+
+    wt = nxt.weight.T  # [w, w']
+    w2 = wt.shape[1]
+    m = k.shape[0]
+    if stats is not None:
+        stats["matmul_flops"] = stats.get("matmul_flops", 0) + 2 * (N + m) * w * w2
+    if m == 0:
+        Y = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N, w']
+        return _Knots(T, line, kn.crossing, Y, kn.start, kn.count, kn.k0, kn.zero_break)
+
+    # the crossings, sorted by interval and then position (stable, so ties keep neuron order)
+    f = za / (za - zb)  # [m] in [0, 1]
+    ta, tb = T.index_select(0, k), T.index_select(0, k + 1)
+    t = torch.minimum(torch.maximum(ta + (tb - ta) * f, ta), tb)
+    order = torch.argsort(t, stable=True)
+    order = order.index_select(0, torch.argsort(k.index_select(0, order), stable=True))
+    k, j, f, t = (v.index_select(0, order) for v in (k, j, f, t))
+    Za = Z.index_select(0, k)  # [m, w]
+    # every neuron at the crossing; separate ops, not lerp/addcmul, whose fused multiply-add could
+    # depend on where a row falls in the array (and so on the chunking)
+    Zc = Z.index_select(0, k + 1).sub_(Za).mul_(f[:, None]).add_(Za)
+    Zc.view(-1)[torch.arange(m, device=dev) * w + j] = 0.0  # the crossing neuron: exactly 0
+
+    # merge: old knot i moves down by the crossings in intervals before it; crossing r of interval
+    # k lands right after knot k, behind the r crossings sorted before it
+    per_interval = torch.bincount(k, minlength=N)  # [N]
+    new_old = torch.arange(N, device=dev) + (torch.cumsum(per_interval, 0) - per_interval)  # [N]
+    new_cross = k + 1 + torch.arange(m, device=dev)  # [m]
+    M_ = N + m
+    if w2 <= w:  # merge the narrower of the layer's input and output rows
+        Y_old = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N, w']
+        Y = Y_old.new_empty((M_, w2)).index_copy_(0, new_old, Y_old)
+        Y.index_copy_(0, new_cross, _matmul(Zc.clamp_min_(0.0), wt, nxt.bias))
+    else:
+        Z = Z.new_empty((M_, w)).index_copy_(0, new_old, Z).index_copy_(0, new_cross, Zc)
+        Y = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N + m, w']
+    T = T.new_empty(M_).index_copy_(0, new_old, T).index_copy_(0, new_cross, t)
+    cline = line.index_select(0, k)
+    line = line.new_empty(M_).index_copy_(0, new_old, line).index_copy_(0, new_cross, cline)
+    crossing = torch.ones(M_, dtype=torch.bool, device=dev).index_copy_(0, new_old, kn.crossing)
+    count = kn.count + torch.bincount(cline, minlength=n)
+    start = torch.cumsum(count, 0) - count
+    k0 = new_old.index_select(0, kn.k0)
+    return _Knots(T, line, crossing, Y, start, count, k0, kn.zero_break)
 
 
-def _violates(margin, class0):
-    """margin: [..., C] = logit[class0] - logit[k]; True where class k beats class0 (ties to lower index)."""
-    C = margin.shape[-1]
-    k = torch.arange(C, device=margin.device)
-    lower = k < class0.view(-1, *([1] * (margin.ndim - 1)))  # [n, 1.., C]
-    return torch.where(lower, margin <= 0, margin < 0)
+def _first_change(kn: _Knots, t_min, t_max):
+    """class0 and the first class change on each side of t = 0; kn.Z are logits, linear between knots."""
+    T, line, L = kn.T, kn.line, kn.Z
+    N, C = L.shape
+    n = kn.start.shape[0]
+    dev = L.device
+    k0 = kn.k0
+    # a tie is equality up to rounding: within 2^-39 (float64) of the line's largest |logit|
+    scale = torch.zeros(n, dtype=L.dtype, device=dev).scatter_reduce_(0, line, L.abs().amax(1), "amax")
+    tol = (scale * _rounding(L.dtype))[line, None]  # [N, 1]
+    L0, tol0 = L[k0], tol[k0]  # [n, C], [n, 1]
+    class0 = (L0 >= L0.amax(1, keepdim=True) - tol0).to(torch.int8).argmax(1)  # [n] lowest of the tied
+    c0 = class0[line]  # [N]
+    margin = L.gather(1, c0[:, None]) - L  # [N, C] logit[class0] - logit[k]
+    lower = torch.arange(C, device=dev)[None, :] < c0[:, None]
+    viol_k = torch.where(lower, margin <= tol, margin < -tol)  # [N, C] class k beats (or ties) class0
+    viol = viol_k.any(1)  # [N]
+    idx = torch.arange(N, device=dev)
+    k0k = k0[line]
+    first_after = torch.full((n,), N, device=dev).scatter_reduce_(
+        0, line, torch.where(viol & (idx > k0k), idx, N), "amin")
+    last_before = torch.full((n,), -1, device=dev).scatter_reduce_(
+        0, line, torch.where(viol & (idx < k0k), idx, -1), "amax")
 
+    def side(kv, found, step, limit, pick):
+        # kv: the violating knot nearest to 0; its neighbour towards 0 does not violate
+        kv = torch.where(found, kv, k0)
+        kn_ = torch.where(found, kv - step, k0)
+        gv, gn = margin[kv], margin[kn_]  # [n, C]
+        tv, tn = T[kv], T[kn_]
+        frac = gn / (gn - gv)  # where class k first ties class0, counted from the non-violating end
+        t_cross = tn[:, None] + (tv - tn)[:, None] * frac
+        t_cross = torch.minimum(torch.maximum(t_cross, torch.minimum(tn, tv)[:, None]), torch.maximum(tn, tv)[:, None])
+        fill = math.inf if step > 0 else -math.inf
+        t_cross = torch.where(viol_k[kv], t_cross, torch.full_like(t_cross, fill))
+        return torch.where(found, pick(t_cross), limit)
 
-def _first_change(T, logits, t_min, t_max):
-    """Solve for the first class change on each side of t = 0; logits [n, K, C] linear between knots."""
-    n, K, C = logits.shape
-    rows = torch.arange(n, device=T.device)
-    valid = torch.isfinite(T)
-    k0 = (T == 0).to(torch.int8).argmax(1)  # the knot at t = 0 (always present)
-    class0 = logits[rows, k0].argmax(1)  # [n]
-    margin = logits.gather(2, class0.view(n, 1, 1).expand(n, K, 1)) - logits  # [n, K, C]
-    viol_k = _violates(margin, class0) & valid[..., None]  # [n, K, C]
-    viol = viol_k.any(-1)  # [n, K]
-    idx = torch.arange(K, device=T.device)
-
-    def side(after: bool):
-        mask = viol & ((idx > k0[:, None]) if after else (idx < k0[:, None]))
-        found = mask.any(1)
-        # the violating knot nearest to 0, and its neighbour towards 0 (which does not violate)
-        kv = mask.to(torch.int8).argmax(1) if after else (K - 1 - mask.flip(1).to(torch.int8).argmax(1))
-        kn = (kv - 1 if after else kv + 1).clamp(0, K - 1)
-        gv, gn = margin[rows, kv], margin[rows, kn]  # [n, C]
-        tv, tn = T[rows, kv], T[rows, kn]
-        frac = gn / (gn - gv)  # where class k first ties class0, from the non-violating end
-        t_cross = tn[:, None] + (tv - tn)[:, None] * frac.nan_to_num(0.0)
-        t_cross = torch.where(viol_k[rows, kv], t_cross, torch.full_like(t_cross, math.nan))
-        t_edge = t_cross.nan_to_num(math.inf).amin(1) if after else t_cross.nan_to_num(-math.inf).amax(1)
-        return torch.where(found, t_edge, t_max if after else t_min)
-
-    t_hi = side(after=True)
-    t_lo = side(after=False)
+    t_hi = side(first_after, first_after < N, 1, t_max, lambda x: x.amin(1))
+    t_lo = side(last_before, last_before >= 0, -1, t_min, lambda x: x.amax(1))
     return class0, t_lo, t_hi
 
 
-def _sweep_chunk(layers: list[Affine], x0, d, t_min, t_max, budget_bytes: int):
-    """Exact GI for one chunk of lines; splits itself further if the knots outgrow the budget."""
-    n = x0.shape[0]
-    first = layers[0]
-    a = x0 @ first.weight.T + first.bias  # [n, w1], pre-activation at t = 0
-    s = d @ first.weight.T  # [n, w1], its slope along the line
-    inf = torch.full_like(t_min, math.inf)
-    # knots t_min, 0, t_max, each kept once when the range starts or ends at 0
-    mid = torch.where((t_min == 0) | (t_max == 0), inf, torch.zeros_like(t_min))
-    end = torch.where(t_max == t_min, inf, t_max)
-    T = torch.stack([t_min, mid, end], 1).sort(1).values  # [n, 3]
-    finite = torch.isfinite(T)
-    Z = torch.where(finite[..., None], a[:, None, :] + T.nan_to_num(posinf=0.0)[..., None] * s[:, None, :], 0.0)
-    flags = torch.zeros_like(T, dtype=torch.bool)
-    return _sweep_from(layers, 0, T, Z, flags, t_min, t_max, budget_bytes)
+def _count_pieces(kn: _Knots, t_min, t_max):
+    """1 + distinct interior points where the activation pattern changes: the crossings and maybe t = 0.
+
+    Crossings closer than 2^-39·max(1, |t_min|, |t_max|) (float64) are one point: two
+    neurons switching at the same point (several hyperplanes meeting on the line) reach it along
+    different arithmetic and land an ulp or so apart.
+    """
+    n = kn.start.shape[0]
+    inside = kn.crossing & (kn.T > t_min[kn.line]) & (kn.T < t_max[kn.line])
+    at = inside.nonzero()[:, 0]
+    tf, lf = kn.T[at], kn.line[at]  # sorted within each line
+    scale = torch.maximum(torch.maximum(t_min.abs(), t_max.abs()), torch.ones_like(t_min))  # [n]
+    tol = (scale * _rounding(kn.T.dtype))[lf]
+    new = torch.ones_like(tf, dtype=torch.bool)
+    new[1:] = (tf[1:] - tf[:-1] > tol[1:]) | (lf[1:] != lf[:-1])
+    distinct = torch.bincount(lf[new], minlength=n)
+    zero_counted = torch.bincount(lf[tf.abs() <= tol], minlength=n) > 0
+    return 1 + distinct + (kn.zero_break & ~zero_counted).long()
 
 
-def _sweep_from(layers, i, T, Z, flags, t_min, t_max, budget_bytes):
-    """Continue the sweep at layer i, where Z holds layer i's pre-activations at the knots T."""
+def _sweep(layers, kn: _Knots, i: int, t_min, t_max, budget_bytes: int, stats):
+    """Continue at layer i (kn.Z = its pre-activations); split the lines in two when over budget."""
     while True:
-        n, K, w = Z.shape
-        if n > 1 and n * K * max(w, layers[i].weight.shape[0]) * _BYTES_PER_ENTRY > budget_bytes:
-            h = n // 2
-            parts = [
-                _sweep_from(layers, i, T[sl], Z[sl], flags[sl], t_min[sl], t_max[sl], budget_bytes)
-                for sl in (slice(0, h), slice(h, n))
-            ]
+        n = kn.start.shape[0]
+        N, w = kn.Z.shape
+        widest = max(w, layers[i + 1].weight.shape[0]) if i + 1 < len(layers) else w
+        need = N * widest * _entry_bytes(kn.Z.dtype)
+        if n > 1 and need > budget_bytes:  # (a single line over budget goes on regardless)
+            if stats is not None:
+                stats["splits"] = stats.get("splits", 0) + 1
+            a, b = kn.split(n // 2)
+            parts = [_sweep(layers, part, i, t_min[sl], t_max[sl], budget_bytes, stats)
+                     for part, sl in ((a, slice(0, n // 2)), (b, slice(n // 2, n)))]
             return tuple(torch.cat(p) for p in zip(*parts))
-        layer = layers[i]
-        if layer.relu:
-            T, Z, flags = _refine(T, Z, flags)
-            Z = Z.clamp_min(0.0)
-        if i + 1 == len(layers):
+        if stats is not None:
+            stats["peak_bytes_estimate"] = max(stats.get("peak_bytes_estimate", 0), need)
+        if not layers[i].relu:  # the last layer: logits
             break
-        nxt = layers[i + 1]
-        Z = Z @ nxt.weight.T + nxt.bias  # [n, K, w_next]
-        Z = torch.where(torch.isfinite(T)[..., None], Z, 0.0)
+        kn = _refine_and_propagate(kn, layers[i + 1], stats)
         i += 1
-    class0, t_lo, t_hi = _first_change(T, Z, t_min, t_max)
-    pieces = _count_pieces(T, flags, t_min, t_max)
-    return class0, t_lo, t_hi, pieces
+        if stats is not None:
+            stats.setdefault("knots", [0] * (len(layers) - 1))[i - 1] += kn.T.shape[0]
+    class0, t_lo, t_hi = _first_change(kn, t_min, t_max)
+    return class0, t_lo, t_hi, _count_pieces(kn, t_min, t_max)
 
 
 def exact_intervals(
@@ -294,12 +448,16 @@ def exact_intervals(
     device: str | torch.device | None = None,
     memory_mb: float = 1024.0,
     progress: bool | str = False,
+    stats: dict | None = None,
 ) -> Intervals:
     """Exact generalization intervals of `model` along the lines x0 + t·d, t in [t_min, t_max].
 
     x0, d: [lines, features]; t_min, t_max: scalars or [lines]. The lines are swept in chunks whose
     working set stays under `memory_mb`; a chunk whose knots outgrow it splits itself. `device`
     defaults to x0's device. `progress`: False, True, or a label for progress lines on stderr.
+    `stats`: a dict to fill with work counters, for benchmarks: knots (after each ReLU layer, summed
+    over lines), matmul_flops, chunks, splits (chunks halved mid-sweep to stay in budget) and
+    peak_bytes_estimate (the largest working set, by the count of knots times widths).
     """
     device = torch.device(device) if device is not None else torch.as_tensor(x0).device
     layers = affine_layers(model, dtype=dtype, device=device)
@@ -308,16 +466,31 @@ def exact_intervals(
     _check_lines(x0, d, layers)
     n = x0.shape[0]
     t_min, t_max = _line_ranges(t_min, t_max, n, dtype, device)
+    if layers[-1].relu:  # ReLU on the logits: refine it like any other, then read the logits as they are
+        w = layers[-1].weight.shape[0]
+        layers.append(Affine(torch.eye(w, dtype=dtype, device=device), torch.zeros(w, dtype=dtype, device=device), False))
     budget = int(memory_mb * 2**20)
     widths = [layer.weight.shape[0] for layer in layers]
-    guess_knots = 3 + sum(w for w, layer in zip(widths, layers) if layer.relu)
-    chunk = max(1, min(n, budget // (guess_knots * max(widths) * _BYTES_PER_ENTRY)))
+    # a typical line gains about half a layer's width in knots per ReLU layer; a chunk that grows
+    # past the budget splits itself, so the guess only sets the starting size
+    guess_knots = 3 + sum(w for w, layer in zip(widths, layers) if layer.relu) // 2
+    cap = _MAX_CHUNK_LINES if device.type == "cpu" else n  # a GPU wants the biggest chunk that fits
+    chunk = max(1, min(n, cap, budget // (guess_knots * max(widths) * _entry_bytes(dtype))))
+    if stats is not None:
+        stats.update(knots=[0] * (len(layers) - 1), matmul_flops=0, chunks=0, splits=0, peak_bytes_estimate=0)
     out = []
     bar = Progress(n, label=progress if isinstance(progress, str) else "exact GI", enabled=bool(progress))
+    first = layers[0]
     with torch.no_grad():
         for lo in range(0, n, chunk):
             sl = slice(lo, min(n, lo + chunk))
-            out.append(_sweep_chunk(layers, x0[sl], d[sl], t_min[sl], t_max[sl], budget))
+            a = _matmul(x0[sl], first.weight.T, first.bias)  # [c, w1] pre-activation at t = 0
+            s = _matmul(d[sl], first.weight.T, torch.zeros_like(first.bias))  # [c, w1] its slope in t
+            if stats is not None:
+                stats["matmul_flops"] += 4 * a.shape[0] * first.weight.numel()
+                stats["chunks"] += 1
+            kn = _initial_knots(a, s, t_min[sl], t_max[sl])
+            out.append(_sweep(layers, kn, 0, t_min[sl], t_max[sl], budget, stats))
             bar.update(sl.stop - sl.start)
     bar.close()
     if not out:
@@ -346,6 +519,7 @@ def grid_intervals(
     """The paper's way: walk a grid of step (t_max - t_min)/steps out from t = 0 on each side and
     stop at the first grid point whose class differs; t_hi (t_lo) is the last grid point still in
     class0. It misses class changes that fit between two grid points; kept as a baseline only.
+    The first layer is evaluated as (x0 W + b) + t (d W), the rest of the network at every point.
     """
     device = torch.device(device) if device is not None else torch.as_tensor(x0).device
     layers = affine_layers(model, dtype=dtype, device=device)  # validates the model
@@ -361,24 +535,36 @@ def grid_intervals(
     fwd = torch.minimum(k[None] * h[:, None], t_max[:, None])  # [n, S], 0 first
     bwd = torch.maximum(-k[None] * h[:, None], t_min[:, None])
 
-    def classify(ts):  # [m, S] -> [m, S] classes
-        return _forward(layers, x0_c[:, None, :] + ts[..., None] * d_c[:, None, :]).argmax(-1)
+    first, rest = layers[0], layers[1:]
 
-    per_line = 2 * (steps + 1) * max(max(l.weight.shape) for l in layers) * 8 * 4
+    def classify(a, s, ts):  # a, s [m, w1]: first layer at t = 0 and its slope; ts [m, S] -> classes [m, S]
+        z = a[:, None, :] + ts[..., None] * s[:, None, :]  # the first layer at the grid points, [m, S, w1]
+        if first.relu:
+            z = z.clamp_min_(0.0)
+        return _forward(rest, z).argmax(-1)
+
+    # one direction's points at a time: the widest layer's values, twice, plus their matmul input
+    widest = max(layer.weight.shape[0] for layer in layers)
+    per_line = (steps + 1) * widest * torch.finfo(dtype).bits // 8 * 4
     chunk = max(1, min(n, int(memory_mb * 2**20) // per_line))
     t_lo, t_hi, class0 = [], [], []
     with torch.no_grad():
         for lo in range(0, n, chunk):
             sl = slice(lo, min(n, lo + chunk))
-            x0_c, d_c = x0[sl], d[sl]
-            cf, cb = classify(fwd[sl]), classify(bwd[sl])  # [m, S]
+            a = _matmul(x0[sl], first.weight.T, first.bias)  # [m, w1]
+            s = _matmul(d[sl], first.weight.T, torch.zeros_like(first.bias))
+            cf = classify(a, s, fwd[sl])  # [m, S]
             c0 = cf[:, 0]
-            for ts, cl, out, end in ((fwd[sl], cf, t_hi, t_max[sl]), (bwd[sl], cb, t_lo, t_min[sl])):
+            for ts, out, end in ((fwd[sl], t_hi, t_max[sl]), (bwd[sl], t_lo, t_min[sl])):
+                cl = cf if out is t_hi else classify(a, s, ts)
                 off = cl != c0[:, None]
-                first = off.to(torch.int8).argmax(1)
-                last_in = ts.gather(1, (first - 1).clamp_min(0)[:, None])[:, 0]
+                first_off = off.to(torch.int8).argmax(1)
+                last_in = ts.gather(1, (first_off - 1).clamp_min(0)[:, None])[:, 0]
                 out.append(torch.where(off.any(1), last_in, end))
             class0.append(c0)
+    if not class0:
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        return Intervals(empty.long(), empty, empty, empty, None)
     t_lo, t_hi, class0 = torch.cat(t_lo), torch.cat(t_hi), torch.cat(class0)
     return Intervals(class0, t_lo, t_hi, t_hi - t_lo, None)
 
