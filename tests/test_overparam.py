@@ -1,0 +1,246 @@
+"""Over-parameterized MLPs inside vs outside the hull: data, hull labels, batched training, sweep."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gisweep import GisweepError
+from gisweep import overparam as O
+from gisweep.cli import main as cli_main
+from gisweep.io import read_parquet, read_provenance
+
+SMALL = {"n_train": 16, "widths": [2, 24], "steps": 400, "grid_size": 21, "n_test": 300,
+         "regimes": [{"name": "adam"}, {"name": "adam_seed1", "seed": 1},
+                     {"name": "sgd", "optimizer": "sgd", "lr": 0.05, "momentum": 0.9}]}
+
+
+# ---------------------------------------------------------------- data, hull, grid
+
+
+def test_hull_mask_on_hand_made_points():
+    square = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
+    q = np.array([[0.5, 0.5], [0.1, 0.9], [0.999, 0.001],      # inside
+                  [0.5, 0.0], [1.0, 1.0],                      # on an edge, a vertex: inside
+                  [1.01, 0.5], [-0.01, -0.01], [0.5, 1.2], [3.0, 3.0]])
+    np.testing.assert_array_equal(O.hull_mask(square, q), [True] * 5 + [False] * 4)
+    tri = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]])
+    # x + y <= 2 is inside the triangle
+    np.testing.assert_array_equal(O.hull_mask(tri, np.array([[0.9, 0.9], [1.1, 1.1], [0.0, 1.0]])),
+                                  [True, False, True])
+
+
+def test_hull_mask_degenerate_inputs_raise():
+    with pytest.raises(GisweepError, match="one line"):
+        O.hull_mask(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]]), np.zeros((1, 2)))
+    with pytest.raises(GisweepError, match="at least 3"):
+        O.hull_mask(np.array([[0.0, 0.0], [1.0, 1.0]]), np.zeros((1, 2)))
+
+
+def test_training_data_lies_on_the_right_side_with_the_gap():
+    cfg = O.resolve_network_config({"n_train": 41, "gap": 0.1, "spread": 0.2})
+    xy, y = O.make_training_data(cfg)
+    assert xy.shape == (41, 2) and (y == 1).sum() == 21 and (y == -1).sum() == 20
+    d = y * (xy[:, 1] - O.true_curve(xy[:, 0], cfg))
+    assert (d >= 0.1 - 1e-12).all() and (d <= 0.3 + 1e-12).all()
+    np.testing.assert_array_equal(O.true_labels(xy, cfg), y)
+    assert (np.abs(xy[:, 0]) <= 1).all()
+    # test points cover the widened x1 range, so some fall outside the training hull
+    txy, ty = O.make_test_data(xy, cfg)
+    (a, b), _ = O.widened_box(xy, cfg["outside_extent"])
+    assert txy[:, 0].min() >= a and txy[:, 0].max() <= b and txy[:, 0].min() < xy[:, 0].min()
+    np.testing.assert_array_equal(O.true_labels(txy, cfg), ty)
+    inside = O.hull_mask(xy, txy)
+    assert 0 < inside.sum() < len(txy)
+
+
+def test_same_seed_same_data_for_both_experiments():
+    from gisweep.polynomial import resolve_polynomial_config
+
+    a = O.make_training_data(O.resolve_network_config({}))
+    b = O.make_training_data(resolve_polynomial_config({}))
+    np.testing.assert_array_equal(a[0], b[0])
+    c = O.make_training_data(O.resolve_network_config({"seed": 5}))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_grid_layout_and_widened_box():
+    xy = np.array([[0.0, 0.0], [2.0, 1.0], [1.0, 3.0]])
+    (a, b), (c, d) = O.widened_box(xy, 0.5)
+    assert (a, b, c, d) == (-1.0, 3.0, -1.5, 4.5)
+    x1s, x2s, pts = O.make_grid(xy, 0.5, 5)
+    assert pts.shape == (25, 2)
+    grid = pts.reshape(5, 5, 2)
+    np.testing.assert_array_equal(grid[2, 3], [x1s[3], x2s[2]])
+    assert x1s[0] == -1.0 and x1s[-1] == 3.0 and x2s[0] == -1.5 and x2s[-1] == 4.5
+
+
+def test_disagreement_and_compare_rows():
+    a = np.array([1, 1, -1, -1], dtype=np.int8)
+    b = np.array([1, -1, -1, 1], dtype=np.int8)
+    inside = np.array([True, True, False, False])
+    assert O.disagreement(a, b, inside) == 0.5 and O.disagreement(a, a, inside) == 0.0
+    assert np.isnan(O.disagreement(a, b, np.zeros(4, bool)))
+    rows = O.compare_rows(["p", "q"], {"region": ({"p": a, "q": b}, a, inside)})
+    assert [(r["regime"], r["reference"]) for r in rows] == [("p", "truth"), ("q", "truth"), ("q", "p")]
+    assert rows[0]["region_disagree_inside"] == 0.0
+    assert rows[2]["region_disagree_inside"] == 0.5 and rows[2]["region_disagree_outside"] == 0.5
+
+
+# ---------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("width,layers", [(1, 1), (3, 1), (5, 2), (16, 3)])
+def test_param_count_matches_module(width, layers):
+    model = O.build_mlp(width, layers, 1.0, torch.Generator().manual_seed(0))
+    assert O.mlp_param_count(width, layers) == sum(p.numel() for p in model.parameters())
+
+
+def test_init_is_scaled_pytorch_default_and_seeded():
+    m1 = O.build_mlp(50, 2, 3.0, torch.Generator().manual_seed(4))
+    m2 = O.build_mlp(50, 2, 3.0, torch.Generator().manual_seed(4))
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(p, q)
+    w = m1[2].weight.detach()                                                 # 50 -> 50
+    bound = 3.0 / np.sqrt(50)
+    assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.9 * bound
+
+
+@pytest.fixture
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: extra threads only spin on shared cores
+    yield
+    torch.set_num_threads(n)
+
+
+def test_batched_training_equals_torch_optim_per_regime(one_thread):
+    cfg = O.resolve_network_config({"n_train": 20})
+    xy, y = O.make_training_data(cfg)
+    d = torch.float64
+    X, Y = torch.tensor(xy, dtype=d), torch.tensor((y + 1) // 2, dtype=d)
+    regimes = [O.resolve_config(r, O.NETWORK_REGIME_DEFAULTS, {}, "r") for r in [
+        {"name": "a"}, {"name": "aw", "weight_decay": 0.3, "lr": 0.02},
+        {"name": "s", "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "seed": 3},
+        {"name": "s0", "optimizer": "sgd", "lr": 0.2, "init_scale": 2.0},
+    ]]
+    init = O.batched_mlp_params(6, 2, regimes, 7, d)
+    params, loss = O.train_mlps_batched(init, X, Y, regimes, 40)
+    for r, reg in enumerate(regimes):
+        gen = torch.Generator().manual_seed(O._init_seed(7, reg["seed"], 6))
+        model = O.build_mlp(6, 2, reg["init_scale"], gen, d)
+        ref_loss = O.train_mlp(model, X, Y, reg, 40)
+        lins = [m for m in model if isinstance(m, torch.nn.Linear)]
+        for k, lin in enumerate(lins):
+            torch.testing.assert_close(params[2 * k][r], lin.weight.detach().T, atol=1e-12, rtol=1e-10)
+            torch.testing.assert_close(params[2 * k + 1][r, 0], lin.bias.detach(), atol=1e-12, rtol=1e-10)
+        assert float(loss[r]) == pytest.approx(ref_loss, rel=1e-10)
+
+
+# ---------------------------------------------------------------- sweep
+
+METRIC_COLS = ["width", "hidden_layers", "n_params", "n_train", "param_ratio", "regime", "reference",
+               "region_disagree_inside", "region_disagree_outside", "test_disagree_inside",
+               "test_disagree_outside", "train_acc", "train_loss", "test_acc_inside", "test_acc_outside",
+               "n_test_inside", "n_test_outside"]
+
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    return O.network_sweep(SMALL)
+
+
+def test_sweep_columns_and_rows(small_sweep):
+    metrics, regions = small_sweep
+    assert list(metrics.columns) == METRIC_COLS
+    assert len(metrics) == 2 * (3 + 3)                                        # 3 truth + 3 pair rows per width
+    assert sorted(metrics["n_params"].unique()) == [O.mlp_param_count(2, 2), O.mlp_param_count(24, 2)]
+    own = metrics[metrics["reference"] == "truth"]
+    # against the truth, test disagreement is the test error
+    np.testing.assert_allclose(own["test_disagree_inside"], 1 - own["test_acc_inside"])
+    np.testing.assert_allclose(own["test_disagree_outside"], 1 - own["test_acc_outside"])
+    # the wide network fits its 16 training points under every regime
+    assert (own[own["width"] == 24]["train_acc"] == 1.0).all()
+    grid = regions[regions["kind"] == "grid"]
+    assert len(grid) == 2 * 3 * 21 * 21 and set(grid["label"].unique()) <= {-1, 1}
+    assert 0 < grid["inside_hull"].mean() < 1
+    assert (regions["kind"] == "train").sum() == 16
+
+
+def test_identical_regimes_agree_exactly_and_seed_changes_things():
+    same = {**SMALL, "widths": [8], "steps": 100,
+            "regimes": [{"name": "a"}, {"name": "b"}, {"name": "c", "seed": 1}]}
+    metrics, _ = O.network_sweep(same)
+    ab = metrics[(metrics["regime"] == "b") & (metrics["reference"] == "a")].iloc[0]
+    assert ab["region_disagree_inside"] == 0 and ab["region_disagree_outside"] == 0
+    assert ab["test_disagree_inside"] == 0 and ab["test_disagree_outside"] == 0
+    ca = metrics[(metrics["regime"] == "c") & (metrics["reference"] == "a")].iloc[0]
+    assert ca["region_disagree_inside"] + ca["region_disagree_outside"] > 0
+
+
+def test_sweep_is_deterministic_and_restores_threads(small_sweep):
+    m1, r1 = small_sweep
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        m2, r2 = O.network_sweep(SMALL)
+        assert torch.get_num_threads() == 2                                   # restored after the sweep
+    finally:
+        torch.set_num_threads(before)
+    pd.testing.assert_frame_equal(m1, m2)
+    pd.testing.assert_frame_equal(r1, r2)
+    m3, _ = O.network_sweep({**SMALL, "seed": 1})
+    assert not m1["train_loss"].equals(m3["train_loss"])
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({"widthz": [2]}, "widthz"),
+    ({"widths": [0]}, r"overparam.network.widths\[0\]"),
+    ({"steps": True}, "overparam.network.steps"),
+    ({"hidden_layers": 0}, "overparam.network.hidden_layers"),
+    ({"device": "tpu"}, "overparam.network.device"),
+    ({"regimes": []}, "overparam.network.regimes"),
+    ({"regimes": [{"name": "a", "optimiser": "adam"}]}, r"overparam.network.regimes\[0\].*optimiser"),
+    ({"regimes": [{"name": "a", "optimizer": "lbfgs"}]}, r"overparam.network.regimes\[0\].optimizer"),
+    ({"regimes": [{"name": "a", "lr": -1}]}, r"overparam.network.regimes\[0\].lr"),
+    ({"regimes": [{"name": "a", "momentum": 1.0}]}, r"overparam.network.regimes\[0\].momentum"),
+    ({"regimes": [{"name": "a"}, {"name": "a"}]}, "distinct"),
+    ({"regimes": [{"name": "truth"}]}, r"overparam.network.regimes\[0\].name"),
+    ({"regimes": [{"lr": 0.1}]}, r"overparam.network.regimes\[0\].name"),
+    ({"regimes": ["adam"]}, r"overparam.network.regimes\[0\]"),
+])
+def test_bad_config_raises_naming_the_key(cfg, needle):
+    with pytest.raises(GisweepError, match=needle):
+        O.network_sweep(cfg)
+
+
+def test_defaults_and_descriptions_cover_the_same_keys():
+    from gisweep import polynomial as P
+
+    assert set(O.NETWORK_DEFAULTS) == set(O.NETWORK_DESCRIPTIONS) == set(O.NETWORK_CHECKS)
+    assert set(O.NETWORK_REGIME_DEFAULTS) == set(O.NETWORK_REGIME_DESCRIPTIONS)
+    assert set(P.DEFAULTS) == set(P.DESCRIPTIONS) == set(P.CHECKS)
+    assert O.resolve_network_config({}) == O.resolve_network_config(json.loads(json.dumps(O.NETWORK_DEFAULTS)))
+
+
+def test_cli_sweep_and_plots(tmp_path, capsys):
+    cfg = json.dumps({**SMALL, "widths": [3], "steps": 50})
+    m, r = tmp_path / "m.parquet", tmp_path / "r.parquet"
+    assert cli_main(["network-sweep", "--config-json", cfg, "--metrics", str(m), "--regions", str(r)]) == 0
+    assert "width" in capsys.readouterr().out
+    meta = read_provenance(r)
+    assert meta["stage"] == "network_sweep" and meta["config"]["widths"] == [3] and meta["seed"] == 0
+    assert list(read_parquet(m).columns) == METRIC_COLS
+    for cmd, extra in (("plot-network-regions", ["--regions", str(r)]), ("plot-network-disagreement", [])):
+        out = tmp_path / f"{cmd}.png"
+        assert cli_main([cmd, "--metrics", str(m), *extra, "--out", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert cli_main(["network-sweep", "--config-json", "[1]", "--metrics", str(m), "--regions", str(r)]) == 2
+    assert "JSON object" in capsys.readouterr().err
+    # a metrics table without the needed columns: named error, no figure written
+    pd.DataFrame({"x": [1]}).to_parquet(tmp_path / "bad.parquet")
+    out = tmp_path / "bad.png"
+    assert cli_main(["plot-network-disagreement", "--metrics", str(tmp_path / "bad.parquet"), "--out", str(out)]) == 2
+    assert "missing column" in capsys.readouterr().err and not out.exists()

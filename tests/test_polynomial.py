@@ -1,0 +1,292 @@
+"""Polynomial decision boundary: Legendre basis, fits, separation, capacity, sweep, CLI."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.polynomial import Polynomial
+from numpy.polynomial import legendre as L
+
+from gisweep import GisweepError
+from gisweep import polynomial as P
+from gisweep.cli import main as cli_main
+from gisweep.io import read_parquet, read_provenance
+
+SMALL = {"n_train": 12, "degrees": [2, 11, 30], "grid_size": 15, "n_test": 200, "curve_points": 41,
+         "gd_steps": 2000}
+
+
+def _spread_points(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.sort(np.linspace(-0.9, 0.9, n) + rng.uniform(-0.02, 0.02, n))
+
+
+# ---------------------------------------------------------------- basis
+
+
+def test_legendre_features_match_numpy_basis_and_closed_forms():
+    x = np.linspace(-1.3, 1.3, 27)
+    phi = P.legendre_features(x, 7)
+    assert phi.shape == (27, 8)
+    for k in range(8):
+        np.testing.assert_allclose(phi[:, k], L.Legendre.basis(k)(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(phi[:, 2], (3 * x**2 - 1) / 2, atol=1e-12)
+    np.testing.assert_allclose(phi[:, 3], (5 * x**3 - 3 * x) / 2, atol=1e-12)
+    ends = P.legendre_features(np.array([1.0, -1.0]), 9)
+    np.testing.assert_allclose(ends[0], 1.0)
+    np.testing.assert_allclose(ends[1], (-1.0) ** np.arange(10))
+
+
+def test_boundary_is_phi_times_coef():
+    rng = np.random.default_rng(1)
+    c, x = rng.normal(size=6), rng.uniform(-2, 2, 30)
+    np.testing.assert_allclose(P.boundary(c, x), P.legendre_features(x, 5) @ c, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- fits
+
+
+def test_min_norm_fit_is_lstsq_and_minimum_norm_interpolant():
+    x = _spread_points(8)
+    t = np.random.default_rng(2).normal(size=8)
+    phi = P.legendre_features(x, 20)                                          # (8, 21): over-param
+    c = P.min_seminorm_fit(phi, t)
+    np.testing.assert_allclose(c, np.linalg.lstsq(phi, t, rcond=None)[0], atol=1e-10)
+    np.testing.assert_allclose(phi @ c, t, atol=1e-9)                         # interpolates
+    null = np.linalg.svd(phi)[2][8:]                                          # null-space rows
+    for v in null[:5]:
+        assert np.linalg.norm(c + 0.1 * v) > np.linalg.norm(c)
+        np.testing.assert_allclose(phi @ (c + 0.1 * v), t, atol=1e-9)
+
+
+def test_min_norm_fit_under_parameterized_is_least_squares():
+    x = _spread_points(30)
+    t = np.sin(3 * x) + 0.1 * np.random.default_rng(3).normal(size=30)
+    phi = P.legendre_features(x, 4)
+    np.testing.assert_allclose(P.min_seminorm_fit(phi, t), np.linalg.lstsq(phi, t, rcond=None)[0], atol=1e-12)
+    # with full column rank every penalty gives the same (unique) least-squares solution
+    for B in (P.high_order_penalty_matrix(4, 3.0), P.curvature_penalty_matrix(4)):
+        np.testing.assert_allclose(P.min_seminorm_fit(phi, t, B), P.min_seminorm_fit(phi, t), atol=1e-12)
+
+
+def _kkt(phi, t, H):
+    """min c^T H c s.t. phi c = t, by the KKT system (independent of the null-space method)."""
+    n, p = phi.shape
+    K = np.block([[2 * H, phi.T], [phi, np.zeros((n, n))]])
+    return np.linalg.solve(K, np.r_[np.zeros(p), t])[:p]
+
+
+def test_weighted_penalty_fit_matches_kkt():
+    x = _spread_points(5, seed=4)
+    t = np.array([0.3, -0.2, 0.5, 0.1, -0.4])
+    phi = P.legendre_features(x, 9)
+    B = P.high_order_penalty_matrix(9, 2.0)
+    np.testing.assert_allclose(B, np.diag((1.0 + np.arange(10)) ** 2))
+    c = P.min_seminorm_fit(phi, t, B)
+    np.testing.assert_allclose(c, _kkt(phi, t, B.T @ B), atol=1e-9)
+    np.testing.assert_allclose(phi @ c, t, atol=1e-10)
+    # it pays less in weighted norm, more in plain norm, than the min-norm interpolant
+    c0 = P.min_seminorm_fit(phi, t)
+    assert np.linalg.norm(B @ c) < np.linalg.norm(B @ c0)
+    assert np.linalg.norm(c) > np.linalg.norm(c0)
+
+
+def test_curvature_matrix_is_integral_of_second_derivative_squared():
+    rng = np.random.default_rng(5)
+    for degree in (0, 1, 2, 5, 12):
+        B = P.curvature_penalty_matrix(degree)
+        assert B.shape == (max(degree - 1, 0), degree + 1)
+        c = rng.normal(size=degree + 1)
+        # independent route: power basis, exact polynomial integration
+        pp = Polynomial(L.leg2poly(c)).deriv(2)
+        sq = (pp * pp).integ()
+        exact = sq(1.0) - sq(-1.0)
+        np.testing.assert_allclose(np.sum((B @ c) ** 2), exact, rtol=1e-9, atol=1e-12)
+
+
+def test_curvature_fit_matches_kkt_and_lowers_curvature():
+    x = _spread_points(6, seed=6)
+    t = np.array([0.1, 0.4, -0.3, 0.2, 0.0, -0.5])
+    phi = P.legendre_features(x, 11)
+    B = P.curvature_penalty_matrix(11)
+    c = P.min_seminorm_fit(phi, t, B)
+    # H is singular (lines cost nothing) but the constraints pin the linear part: KKT is regular
+    np.testing.assert_allclose(c, _kkt(phi, t, B.T @ B), atol=1e-7)
+    np.testing.assert_allclose(phi @ c, t, atol=1e-9)
+    assert np.sum((B @ c) ** 2) < np.sum((B @ P.min_seminorm_fit(phi, t)) ** 2)
+
+
+def test_curvature_fit_recovers_a_line_exactly():
+    x = _spread_points(4, seed=7)
+    t = 0.3 - 0.7 * x                                                         # data on a line
+    c = P.min_seminorm_fit(P.legendre_features(x, 15), t, P.curvature_penalty_matrix(15))
+    xs = np.linspace(-1.5, 1.5, 11)
+    np.testing.assert_allclose(P.boundary(c, xs), 0.3 - 0.7 * xs, atol=1e-7)
+
+
+@pytest.mark.parametrize("n,degree", [(10, 3), (6, 14), (7, 6)])
+def test_gradient_descent_closed_form_matches_iteration(n, degree):
+    rng = np.random.default_rng(n + degree)
+    x = _spread_points(n, seed=n)
+    t = rng.normal(size=n)
+    phi = P.legendre_features(x, degree)
+    c0 = rng.normal(size=degree + 1)
+    lr = n / np.linalg.norm(phi, 2) ** 2                                      # 1 / L
+    c = c0.copy()
+    for _ in range(37):
+        c = c - lr * phi.T @ (phi @ c - t) / n
+    np.testing.assert_allclose(P.gradient_descent_fit(phi, t, c0, 37), c, atol=1e-10)
+    np.testing.assert_array_equal(P.gradient_descent_fit(phi, t, c0, 0), c0)
+
+
+def test_gradient_descent_from_zero_converges_to_min_norm_and_random_start_keeps_null_part():
+    x = _spread_points(6, seed=8)
+    t = np.array([0.2, -0.1, 0.4, -0.3, 0.1, 0.0])
+    phi = P.legendre_features(x, 9)
+    c_mn = P.min_seminorm_fit(phi, t)
+    np.testing.assert_allclose(P.gradient_descent_fit(phi, t, np.zeros(10), 10**9), c_mn, atol=1e-8)
+    c0 = np.random.default_rng(9).normal(size=10)
+    c_r = P.gradient_descent_fit(phi, t, c0, 10**9)
+    np.testing.assert_allclose(phi @ c_r, t, atol=1e-8)
+    vt = np.linalg.svd(phi)[2]
+    np.testing.assert_allclose(vt[6:] @ c_r, vt[6:] @ c0, atol=1e-10)        # null part untouched
+
+
+# ---------------------------------------------------------------- separation and capacity
+
+
+def test_separation_report_on_constructed_cases():
+    xy = np.array([[-0.5, 1.0], [0.0, -1.0], [0.5, 0.2]])
+    y = np.array([1, -1, 1])
+    zero = np.zeros(1)                                                        # p = 0
+    np.testing.assert_allclose(P.signed_margins(zero, xy, y), [1.0, 1.0, 0.2])
+    rep = P.separation_report(zero, xy, y, 0.1)
+    assert rep == {"train_error": 0.0, "min_train_margin": pytest.approx(0.2), "separates": True}
+    assert P.separation_report(zero, xy, y, 0.3)["separates"] is False        # margin below threshold
+    # boundary exactly through the third point: on the boundary counts as an error
+    rep = P.separation_report(np.array([0.2]), xy, y, 0.0)
+    assert rep["train_error"] == pytest.approx(1 / 3) and rep["min_train_margin"] == 0.0
+    assert rep["separates"] is True                                            # margin 0 >= 0
+    # boundary above a positive point: misclassified
+    rep = P.separation_report(np.array([0.5]), xy, y, 0.0)
+    assert rep["train_error"] == pytest.approx(1 / 3) and rep["separates"] is False
+    # margin targets: an exact fit has every signed margin equal to the target margin
+    t = P.margin_targets(xy, y, 0.05)
+    np.testing.assert_allclose(y * (xy[:, 1] - t), 0.05)
+
+
+def test_capacity_margin_known_values():
+    x = np.linspace(-0.9, 0.9, 6)
+    y = np.array([1, -1, 1, -1, 1, -1])
+    xy = np.stack([x, np.where(y > 0, 1.0, -1.0)], axis=1)                   # +1 at x2=1, -1 at x2=-1
+    # a constant boundary b has margins 1 - b and 1 + b: best is b = 0, margin 1
+    assert P.capacity_margin(P.legendre_features(x, 0), xy, y) == pytest.approx(1.0, abs=1e-9)
+    # 5 alternations need degree >= 5 to match the sign pattern: unbounded then
+    assert P.capacity_margin(P.legendre_features(x, 5), xy, y) == np.inf
+    # labels opposite to the heights: no constant separates; the best constant margin is -1
+    xy_bad = xy.copy()
+    xy_bad[:, 1] = -xy[:, 1]
+    assert P.capacity_margin(P.legendre_features(x, 0), xy_bad, y) == pytest.approx(-1.0, abs=1e-9)
+
+
+def test_x1_hull_labelling_and_rms():
+    xy = np.array([[-0.4, 0.0], [0.7, 1.0], [0.1, -2.0]])
+    assert P.x1_hull(xy) == (-0.4, 0.7)
+    q = np.array([-0.41, -0.4, 0.0, 0.7, 0.7000001, 3.0])
+    np.testing.assert_array_equal(P.inside_x1_hull(q, xy), [False, True, True, True, False, False])
+    assert P.rms(np.array([3.0, -4.0])) == pytest.approx(np.sqrt(12.5))
+    assert P.rms(np.array([1e200, -1e200])) == pytest.approx(1e200)          # no overflow
+    assert np.isnan(P.rms(np.array([])))
+
+
+# ---------------------------------------------------------------- sweep
+
+METRIC_COLS = ["degree", "n_coef", "n_train", "coef_ratio", "regime", "reference", "capacity_margin",
+               "train_error", "min_train_margin", "separates", "coef_norm", "test_error_inside",
+               "test_error_outside", "n_test_inside", "n_test_outside", "boundary_gap_inside_rms",
+               "boundary_gap_outside_rms", "boundary_gap_outside_max", "region_disagree_inside",
+               "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"]
+
+
+@pytest.fixture(scope="module")
+def small_sweep():
+    return P.polynomial_sweep(SMALL)
+
+
+def test_sweep_columns_rows_and_consistency(small_sweep):
+    metrics, curves = small_sweep
+    assert list(metrics.columns) == METRIC_COLS
+    R = len(P.REGIMES)
+    assert len(metrics) == len(SMALL["degrees"]) * (R + R * (R - 1) // 2)
+    own = metrics[metrics["reference"] == "truth"]
+    assert len(own) == len(SMALL["degrees"]) * R
+    # separates is exactly the measured min margin against the threshold
+    assert (own["separates"] == (own["min_train_margin"] >= P.DEFAULTS["separation_margin"])).all()
+    # under-parameterized (3 coefficients, 12 points): all closed-form regimes give one boundary
+    low = metrics[(metrics["degree"] == 2) & metrics["reference"].isin(["min_norm", "high_order_penalty"])
+                  & metrics["regime"].isin(["high_order_penalty", "curvature_penalty"])]
+    assert (low["boundary_gap_outside_rms"] < 1e-9).all()
+    # over-parameterized: the exact interpolants separate with the target margin
+    hi = own[(own["degree"] == 30) & own["regime"].isin(["min_norm", "high_order_penalty", "curvature_penalty"])]
+    assert hi["separates"].all() and np.allclose(hi["min_train_margin"], P.DEFAULTS["target_margin"], atol=1e-6)
+    assert (own["n_test_inside"] + own["n_test_outside"] == SMALL["n_test"]).all()
+    for col in ("region_disagree_inside", "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"):
+        assert metrics[col].between(0, 1).all()
+    # curves: one boundary per (degree, regime), the training points, the true curve
+    b = curves[curves["kind"] == "boundary"]
+    assert len(b) == len(SMALL["degrees"]) * R * SMALL["curve_points"]
+    assert (curves["kind"] == "train").sum() == SMALL["n_train"]
+    assert set(curves["kind"]) == {"boundary", "train", "true_curve"}
+
+
+def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
+    m1, c1 = small_sweep
+    m2, c2 = P.polynomial_sweep(SMALL)
+    pd.testing.assert_frame_equal(m1, m2)
+    pd.testing.assert_frame_equal(c1, c2)
+    m3, _ = P.polynomial_sweep({**SMALL, "seed": 1})
+    assert not np.allclose(m1["coef_norm"], m3["coef_norm"])
+
+
+@pytest.mark.parametrize("cfg,needle", [
+    ({"degreez": [3]}, "degreez"),
+    ({"degrees": [-1]}, "overparam.polynomial.degrees[0]"),
+    ({"degrees": [3, 3]}, "overparam.polynomial.degrees"),
+    ({"degrees": []}, "overparam.polynomial.degrees"),
+    ({"regimes": ["min_norm", "sgd"]}, "overparam.polynomial.regimes[1]"),
+    ({"n_train": "40"}, "overparam.polynomial.n_train"),
+    ({"n_train": True}, "overparam.polynomial.n_train"),
+    ({"n_train": 3}, "overparam.polynomial.n_train"),
+    ({"target_margin": 0}, "overparam.polynomial.target_margin"),
+    ({"gap": float("nan")}, "overparam.polynomial.gap"),
+    ({"outside_extent": 0.0}, "overparam.polynomial.outside_extent"),
+])
+def test_bad_config_raises_naming_the_key(cfg, needle):
+    with pytest.raises(GisweepError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        P.polynomial_sweep(cfg)
+
+
+def test_config_not_a_dict():
+    with pytest.raises(GisweepError, match="JSON object"):
+        P.resolve_polynomial_config([1, 2])
+
+
+def test_cli_sweep_and_plots(tmp_path, capsys):
+    cfg = json.dumps({**SMALL, "degrees": [2, 20]})
+    m, c = tmp_path / "m.parquet", tmp_path / "c.parquet"
+    assert cli_main(["polynomial-sweep", "--config-json", cfg, "--metrics", str(m), "--curves", str(c)]) == 0
+    assert "degree" in capsys.readouterr().out
+    meta = read_provenance(m)
+    assert meta["stage"] == "polynomial_sweep" and meta["seed"] == 0 and meta["config"]["degrees"] == [2, 20]
+    assert list(read_parquet(m).columns) == METRIC_COLS
+    for cmd, extra in (("plot-polynomial-boundaries", ["--curves", str(c)]), ("plot-polynomial-disagreement", [])):
+        out = tmp_path / f"{cmd}.png"
+        assert cli_main([cmd, "--metrics", str(m), *extra, "--out", str(out)]) == 0
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*.tmp"))                                  # nothing half-written
+    # bad JSON and a missing input: clear error, exit code 2
+    assert cli_main(["polynomial-sweep", "--config-json", "{oops", "--metrics", str(m), "--curves", str(c)]) == 2
+    assert cli_main(["plot-polynomial-disagreement", "--metrics", str(tmp_path / "none.parquet"),
+                     "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "not valid JSON" in err and "none.parquet" in err

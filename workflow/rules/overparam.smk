@@ -1,0 +1,96 @@
+# Inside vs outside the training convex hull (Yousefzadeh 2021, sections 3 and 4):
+# a Legendre-polynomial decision boundary and ReLU MLPs, from under- to over-parameterized,
+# under several training regimes. Parameters: config["overparam"]["polynomial"] and
+# config["overparam"]["network"] (missing keys take the defaults of gisweep.polynomial.DEFAULTS
+# and gisweep.overparam.NETWORK_DEFAULTS).
+import json
+
+
+def _overparam_cfg(part):
+    return json.dumps(config.get("overparam", {}).get(part, {}), sort_keys=True)
+
+
+rule polynomial_sweep:
+    output:
+        metrics="results/overparam/polynomial_metrics.parquet",
+        curves="results/overparam/polynomial_curves.parquet",
+    params:
+        cfg=_overparam_cfg("polynomial"),
+    log:
+        "logs/overparam/polynomial_sweep.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep polynomial-sweep --config-json {params.cfg:q}"
+        " --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"
+
+
+rule network_sweep:
+    output:
+        metrics="results/overparam/network_metrics.parquet",
+        regions="results/overparam/network_regions.parquet",
+    params:
+        cfg=_overparam_cfg("network"),
+    log:
+        "logs/overparam/network_sweep.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep network-sweep --config-json {params.cfg:q}"
+        " --metrics {output.metrics:q} --regions {output.regions:q} > {log:q} 2>&1"
+
+
+rule plot_polynomial_boundaries:
+    input:
+        metrics="results/overparam/polynomial_metrics.parquet",
+        curves="results/overparam/polynomial_curves.parquet",
+    output:
+        png="results/figures/overparam_polynomial_boundaries.png",
+    log:
+        "logs/overparam/plot_polynomial_boundaries.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep plot-polynomial-boundaries --metrics {input.metrics:q} --curves {input.curves:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule plot_polynomial_disagreement:
+    input:
+        metrics="results/overparam/polynomial_metrics.parquet",
+    output:
+        png="results/figures/overparam_polynomial_disagreement.png",
+    log:
+        "logs/overparam/plot_polynomial_disagreement.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule plot_network_regions:
+    input:
+        metrics="results/overparam/network_metrics.parquet",
+        regions="results/overparam/network_regions.parquet",
+    output:
+        png="results/figures/overparam_network_regions.png",
+    log:
+        "logs/overparam/plot_network_regions.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep plot-network-regions --metrics {input.metrics:q} --regions {input.regions:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule plot_network_disagreement:
+    input:
+        metrics="results/overparam/network_metrics.parquet",
+    output:
+        png="results/figures/overparam_network_disagreement.png",
+    log:
+        "logs/overparam/plot_network_disagreement.log",
+    conda:
+        "../../envs/gisweep.yaml"
+    shell:
+        "gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
