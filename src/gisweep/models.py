@@ -1,0 +1,72 @@
+"""ReLU MLPs named by architecture strings like '3x128' (3 hidden layers of 128 units)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gisweep import GisweepError
+from gisweep.io import atomic_path
+
+ARCH_PATTERN = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
+
+
+def parse_arch(arch: str) -> list[int]:
+    """'3x128' -> [128, 128, 128] (hidden widths)."""
+    m = ARCH_PATTERN.match(str(arch))
+    if not m:
+        raise GisweepError(
+            f"unknown architecture '{arch}': expected LAYERSxWIDTH, e.g. 1x512, 2x256, 3x128, 4x128"
+        )
+    depth, width = int(m.group(1)), int(m.group(2))
+    return [width] * depth
+
+
+def build_mlp(arch: str, in_features: int, n_classes: int, init_scale: float = 0.05,
+              generator: torch.Generator | None = None) -> nn.Sequential:
+    """Linear-ReLU-...-Linear; weights uniform in [-init_scale, init_scale], biases zero."""
+    widths = [in_features, *parse_arch(arch), n_classes]
+    layers: list[nn.Module] = []
+    for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        lin = nn.Linear(fan_in, fan_out)
+        with torch.no_grad():
+            lin.weight.uniform_(-init_scale, init_scale, generator=generator)
+            lin.bias.zero_()
+        layers.append(lin)
+        if k < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def save_model(model: nn.Sequential, path, *, arch: str, in_features: int, n_classes: int, meta: dict) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    record = {"arch": arch, "in_features": in_features, "n_classes": n_classes, "state_dict": state, "meta": meta}
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
+
+
+def load_record(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise GisweepError(f"{path}: model file not found")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise GisweepError(f"{path}: not a readable gisweep model ({type(e).__name__}: {e})") from None
+    missing = {"arch", "in_features", "n_classes", "state_dict"} - set(record)
+    if missing:
+        raise GisweepError(f"{path}: not a gisweep model file (missing {sorted(missing)})")
+    return record
+
+
+def load_model(path) -> nn.Sequential:
+    """The trained network, mapping the `x` column of data.parquet to logits (float32, CPU, eval mode)."""
+    record = load_record(path)
+    model = build_mlp(record["arch"], record["in_features"], record["n_classes"])
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as e:
+        raise GisweepError(f"{path}: weights do not fit architecture {record['arch']}: {e}") from None
+    return model.eval()

@@ -1,0 +1,15 @@
+rule prepare_data:
+    input:
+        code=code("data", "datasets", "io"),
+    output:
+        data="results/{dataset}/d{dim}/data.parquet",
+    params:
+        seed=config["data"]["seed"],
+        per_class=config["data"]["train_per_class"],
+    log:
+        "logs/prepare_data/{dataset}_d{dim}.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep prepare-data --dataset {wildcards.dataset} --dim {wildcards.dim}"
+        " --seed {params.seed} --train-per-class {params.per_class} --out {output.data} > {log} 2>&1"
