@@ -27,6 +27,9 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/lines.smk"
 include: "workflow/rules/gi.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/hull.smk"
+include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/overparam.smk"
 
 
 rule all:

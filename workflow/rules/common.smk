@@ -1,4 +1,5 @@
 # Shared by every stage: how rules call the package, and the target lists.
+import json
 import os
 from pathlib import Path
 
@@ -67,5 +68,19 @@ def fig4_series(wildcards):
     ]
 
 
+# Each stage's .smk appends a function returning its default targets; `rule all` asks for them all.
+TARGET_FUNCTIONS = [lambda: gi_targets(), lambda: figure_targets()]
+
+
 def all_targets():
-    return gi_targets() + figure_targets()
+    return [path for targets in TARGET_FUNCTIONS for path in targets()]
+
+
+def gpus():
+    """GPUs a job that can use one asks SLURM for: one when the config's device is CUDA."""
+    return 1 if config["device"].startswith("cuda") else 0
+
+
+def overparam_json(part):
+    """The config of one over-parameterization sweep ('polynomial' or 'network'), as JSON for the CLI."""
+    return json.dumps(config["overparam"][part], sort_keys=True)

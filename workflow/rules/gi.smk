@@ -11,6 +11,8 @@ rule batched_gi:
         dtype=config["gi"]["dtype"],
         memory_mb=config["gi"]["memory_mb"],
     threads: 2
+    resources:
+        gpu=gpus(),
     log:
         "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}_{family}.log",
     conda:

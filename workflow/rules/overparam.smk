@@ -3,40 +3,50 @@
 # under several training regimes. Parameters: config["overparam"]["polynomial"] and
 # config["overparam"]["network"] (missing keys take the defaults of gisweep.polynomial.DEFAULTS
 # and gisweep.overparam.NETWORK_DEFAULTS).
-import json
 
 
-def _overparam_cfg(part):
-    return json.dumps(config.get("overparam", {}).get(part, {}), sort_keys=True)
+OVERPARAM_FIGURES = [
+    "overparam_polynomial_boundaries",
+    "overparam_polynomial_disagreement",
+    "overparam_network_regions",
+    "overparam_network_disagreement",
+]
+TARGET_FUNCTIONS.append(
+    lambda: [f"results/figures/{name}.png" for name in OVERPARAM_FIGURES] if config["overparam"]["enabled"] else []
+)
 
 
 rule polynomial_sweep:
+    input:
+        code=code("polynomial", "io"),
     output:
         metrics="results/overparam/polynomial_metrics.parquet",
         curves="results/overparam/polynomial_curves.parquet",
     params:
-        cfg=_overparam_cfg("polynomial"),
+        cfg=overparam_json("polynomial"),
     log:
         "logs/overparam/polynomial_sweep.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep polynomial-sweep --config-json {params.cfg:q}"
+        "python -m gisweep polynomial-sweep --config-json {params.cfg:q}"
         " --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"
 
 
 rule network_sweep:
+    input:
+        code=code("overparam", "polynomial", "io"),
     output:
         metrics="results/overparam/network_metrics.parquet",
         regions="results/overparam/network_regions.parquet",
     params:
-        cfg=_overparam_cfg("network"),
+        cfg=overparam_json("network"),
     log:
         "logs/overparam/network_sweep.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep network-sweep --config-json {params.cfg:q}"
+        "python -m gisweep network-sweep --config-json {params.cfg:q}"
         " --metrics {output.metrics:q} --regions {output.regions:q} > {log:q} 2>&1"
 
 
@@ -44,53 +54,57 @@ rule plot_polynomial_boundaries:
     input:
         metrics="results/overparam/polynomial_metrics.parquet",
         curves="results/overparam/polynomial_curves.parquet",
+        code=code("polynomial", "io"),
     output:
         png="results/figures/overparam_polynomial_boundaries.png",
     log:
         "logs/overparam/plot_polynomial_boundaries.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep plot-polynomial-boundaries --metrics {input.metrics:q} --curves {input.curves:q}"
+        "python -m gisweep plot-polynomial-boundaries --metrics {input.metrics:q} --curves {input.curves:q}"
         " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule plot_polynomial_disagreement:
     input:
         metrics="results/overparam/polynomial_metrics.parquet",
+        code=code("polynomial", "io"),
     output:
         png="results/figures/overparam_polynomial_disagreement.png",
     log:
         "logs/overparam/plot_polynomial_disagreement.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
+        "python -m gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule plot_network_regions:
     input:
         metrics="results/overparam/network_metrics.parquet",
         regions="results/overparam/network_regions.parquet",
+        code=code("overparam", "io"),
     output:
         png="results/figures/overparam_network_regions.png",
     log:
         "logs/overparam/plot_network_regions.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep plot-network-regions --metrics {input.metrics:q} --regions {input.regions:q}"
+        "python -m gisweep plot-network-regions --metrics {input.metrics:q} --regions {input.regions:q}"
         " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule plot_network_disagreement:
     input:
         metrics="results/overparam/network_metrics.parquet",
+        code=code("overparam", "io"),
     output:
         png="results/figures/overparam_network_disagreement.png",
     log:
         "logs/overparam/plot_network_disagreement.log",
     conda:
-        "../../envs/gisweep.yaml"
+        ENV
     shell:
-        "gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
+        "python -m gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"

@@ -20,6 +20,8 @@ rule train_real:
         device=config["device"],
         **config["train"],
     threads: 1
+    resources:
+        gpu=gpus(),
     log:
         "logs/train/{dataset}_d{dim}_{arch}_real_s{seed}.log",
     conda:
@@ -40,6 +42,8 @@ rule train_random:
         device=config["device"],
         **config["train"],
     threads: 1
+    resources:
+        gpu=gpus(),
     log:
         "logs/train/{dataset}_d{dim}_{arch}_random_s{seed}.log",
     conda:

@@ -1,0 +1,1 @@
+# Outputs along directions, GI during training, partial label randomisation (issue 4).

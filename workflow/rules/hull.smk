@@ -1,0 +1,1 @@
+# Distance of test samples to the training convex hull (issue 5).
