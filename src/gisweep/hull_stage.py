@@ -1,0 +1,245 @@
+"""The hull-distance stage: certified distances of test and random points to the training hull, per space.
+
+Output `results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spaces), one row per query:
+
+  query           position among the queries of its kind (test: among the test rows of data.parquet,
+                  in their order; random: 0..n_random-1)
+  kind            'test' or 'random' (uniform in the pixel domain [0, 1]^F, then mapped into the space)
+  source_index    the test sample's index in its source dataset (-1 for random points)
+  label           the test sample's true label (-1 for random points)
+  distance        distance to the training hull, attained by the stored convex combination
+  lower           proven lower bound (the true distance lies in [lower, distance])
+  certified       distance - lower <= max(tol * distance, atol); False = NOT certified (iteration cap)
+  inside          distance <= atol (in the hull up to atol, atol = abs_tol * data radius)
+  rel_distance    distance / hull diameter
+  nn_distance     distance to the nearest training point; nn_index its training row
+  iterations      pricing rounds of the solver
+  support_size    training points with positive weight in the nearest hull point
+  support_index   the support_k heaviest of them (training-row positions), by weight descending
+  support_weight  their weights
+
+The per-space summary is stored in the file's metadata (gisweep.io.read_provenance(path)['summary'],
+read with `read_summary`): space, features, train_points, diameter (exact largest pairwise training
+distance) and its pair, tol, atol, and per kind ('test', 'random'): n, fraction_outside,
+fraction_certified, not_certified, distance mean/std/min/max, skewness, excess kurtosis, normaltest_p
+(scipy.stats.normaltest, D'Agostino-Pearson; None below 8 points), rel_distance mean/max,
+nn_distance mean, and the mean ratio distance / nn_distance. `hull-summary` collects these into a table.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gisweep import GisweepError
+from gisweep.data import load_table
+from gisweep.hull import hull_diameter, hull_distance, nearest_neighbor_distance
+from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
+from gisweep.runtime import pick_device, pick_dtype
+from gisweep import spaces
+
+COLUMNS = ["query", "kind", "source_index", "label", "distance", "lower", "certified", "inside", "rel_distance",
+           "nn_distance", "nn_index", "iterations", "support_size", "support_index", "support_weight"]
+
+
+def load_space_model(space: str, model_path, features: int):
+    """The network a hidden or resnet space needs (None for the others), checked against the data."""
+    spec = spaces.parse_space(space)
+    if spec["kind"] in ("pixels", "wavelet"):
+        return None
+    if not model_path:
+        raise GisweepError(f"space '{space}' needs --model (the trained network's file)")
+    if spec["kind"] == "hidden":
+        from gisweep.models import load_model, load_record
+
+        record = load_record(model_path)
+        if record["arch"] != spec["arch"]:
+            raise GisweepError(f"{model_path}: architecture {record['arch']}, but space '{space}' names {spec['arch']}")
+        if record["in_features"] != features:
+            raise GisweepError(f"{model_path}: network takes {record['in_features']} inputs, the data has {features}")
+        return load_model(model_path)
+    from gisweep.resnet_features import load_resnet
+
+    model = load_resnet(model_path)
+    if model.side**2 != features:
+        raise GisweepError(f"{model_path}: CNN takes {model.side}x{model.side} images, the data has {features} features")
+    return model
+
+
+def _moments(d: np.ndarray) -> dict:
+    from scipy import stats
+
+    out = {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
+           "min": float(d.min()), "max": float(d.max())}
+    spread = len(d) > 2 and float(np.ptp(d)) > 0
+    out["skewness"] = float(stats.skew(d)) if spread else None
+    out["kurtosis"] = float(stats.kurtosis(d)) if spread else None  # excess (normal: 0)
+    out["normaltest_p"] = float(stats.normaltest(d).pvalue) if spread and len(d) >= 8 else None
+    return out
+
+
+def summarize(df: pd.DataFrame, diameter: float) -> dict:
+    """Per kind of query: fraction outside and certified, and the shape of the distance distribution."""
+    out = {}
+    for kind, g in df.groupby("kind", sort=False):
+        d = g["distance"].to_numpy()
+        nn_ratio = d / np.where(g["nn_distance"].to_numpy() > 0, g["nn_distance"].to_numpy(), np.nan)
+        out[kind] = {
+            "n": int(len(g)),
+            "fraction_outside": float(1 - g["inside"].mean()),
+            "fraction_certified": float(g["certified"].mean()),
+            "not_certified": int((~g["certified"]).sum()),
+            **_moments(d),
+            "rel_mean": float(d.mean() / diameter) if diameter > 0 else None,
+            "rel_max": float(d.max() / diameter) if diameter > 0 else None,
+            "nn_mean": float(g["nn_distance"].mean()),
+            "distance_over_nn_mean": float(np.nanmean(nn_ratio)) if np.isfinite(nn_ratio).any() else None,
+        }
+    return out
+
+
+def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: float = 1e-6, max_iter: int = 500,
+                         n_random: int = 500, random_seed: int = 0, max_test: int = 0, support_k: int = 10,
+                         abs_tol: float | None = None, wavelet_mode: str = "periodization", wavelet_level: int = 0,
+                         subset_levels: int = 2, device: str = "auto", dtype: str = "float64",
+                         memory_mb: float | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Distances of the test rows (and n_random uniform random points) to the training hull in `space`.
+
+    max_test > 0 keeps a seeded sample of that many test rows (in their file order). Writes `out` and
+    returns the table; see the module docstring for its columns and the summary in its metadata.
+    """
+    t0 = time.monotonic()
+    if threads:
+        torch.set_num_threads(threads)
+    if max_iter < 1 or not tol > 0 or support_k < 1 or max_test < 0:
+        raise GisweepError(f"hull settings: need tol > 0, max_iter >= 1, support_k >= 1, max_test >= 0 "
+                           f"(got tol={tol}, max_iter={max_iter}, support_k={support_k}, max_test={max_test})")
+    spaces.parse_space(space)  # a bad name fails before any work
+    x_tr, _, x_te, y_te = load_table(data_path)
+    source = read_parquet(data_path, columns=["index", "split"], required=["index", "split"])
+    src_te = source.loc[source["split"] != "train", "index"].to_numpy()
+    keep = np.arange(len(x_te))
+    if max_test and max_test < len(x_te):
+        keep = np.sort(np.random.default_rng([random_seed, 0x7E57]).choice(len(x_te), max_test, replace=False))
+    x_te, y_te, src_te = x_te[keep], y_te[keep], src_te[keep]
+    n_features = x_tr.shape[1]
+    x_rand = spaces.random_points(n_random, n_features, random_seed)  # [n_random, F]
+
+    model = load_space_model(space, model_path, n_features)
+    opts = dict(model=model, wavelet_mode=wavelet_mode, wavelet_level_=wavelet_level, subset_levels=subset_levels)
+    train = spaces.features(space, x_tr, **opts)  # [n, D]
+    queries = spaces.features(space, np.concatenate([x_te, x_rand]), **opts)  # [m + n_random, D]
+    print(f"{space}: {train.shape[0]} training points, {len(x_te)} test + {n_random} random queries, "
+          f"D = {train.shape[1]}", file=sys.stderr, flush=True)
+
+    dev = pick_device(device)
+    dt = pick_dtype(dtype)
+    diameter, di, dj = hull_diameter(train, device=dev, dtype=dt, memory_mb=memory_mb)
+    res = hull_distance(train, queries, tol=tol, max_iter=max_iter, device=dev, dtype=dt, abs_tol=abs_tol,
+                        support_k=support_k, memory_mb=memory_mb)
+    nn_d, nn_i = nearest_neighbor_distance(train, queries, device=dev, dtype=dt, memory_mb=memory_mb)
+
+    n_te = len(x_te)
+    frame = res.to_frame()
+    df = pd.DataFrame({
+        "query": np.r_[keep, np.arange(n_random)].astype(np.int64),
+        "kind": ["test"] * n_te + ["random"] * n_random,
+        "source_index": np.r_[src_te, -np.ones(n_random, np.int64)].astype(np.int64),
+        "label": np.r_[y_te, -np.ones(n_random, np.int64)].astype(np.int64),
+        "distance": frame["distance"].to_numpy(np.float64),
+        "lower": frame["lower"].to_numpy(np.float64),
+        "certified": frame["certified"].to_numpy(bool),
+        "inside": frame["inside"].to_numpy(bool),
+        "rel_distance": frame["distance"].to_numpy(np.float64) / diameter if diameter > 0 else np.nan,
+        "nn_distance": nn_d.numpy().astype(np.float64),
+        "nn_index": nn_i.numpy().astype(np.int64),
+        "iterations": frame["iterations"].to_numpy(np.int64),
+        "support_size": frame["support_size"].to_numpy(np.int64),
+        "support_index": frame["support_index"],
+        "support_weight": frame["support_weight"],
+    })
+    summary = {"space": space, "features": int(train.shape[1]), "train_points": int(train.shape[0]),
+               "diameter": float(diameter), "diameter_pair": [di, dj], "tol": tol, "atol": float(res.atol),
+               **summarize(df, diameter)}
+    bad = int((~df["certified"]).sum())
+    if bad:
+        print(f"WARNING: {bad} of {len(df)} queries NOT certified to tol={tol} within max_iter={max_iter}; "
+              "their rows have certified=False (distance is an upper bound, lower a lower bound)",
+              file=sys.stderr, flush=True)
+    meta = provenance(stage="hull_distance", data=str(data_path), space=space, model=str(model_path or ""),
+                      tol=tol, max_iter=max_iter, n_random=n_random, random_seed=random_seed, max_test=max_test,
+                      support_k=support_k, abs_tol=abs_tol, wavelet_mode=wavelet_mode, wavelet_level=wavelet_level,
+                      subset_levels=subset_levels, device=str(dev), dtype=dtype, summary=summary,
+                      seconds=round(time.monotonic() - t0, 2))
+    write_parquet(df[COLUMNS], out, meta)
+    for kind in ("test", "random"):
+        s = summary.get(kind)
+        if s:
+            print(f"{out} [{kind}]: n {s['n']}, outside {s['fraction_outside']:.3f}, certified "
+                  f"{s['fraction_certified']:.3f}, distance mean {s['mean']:.4g} (diameter {diameter:.4g}, "
+                  f"rel {s['rel_mean']}), normaltest p {s['normaltest_p']}")
+    print(f"{out}: {time.monotonic() - t0:.1f} s")
+    return df
+
+
+def read_summary(path) -> dict:
+    """The per-space summary stored in a hull Parquet's metadata."""
+    meta = read_provenance(path)
+    if "summary" not in meta:
+        raise GisweepError(f"{path}: no hull summary in its metadata (not written by the hull-distance stage)")
+    return meta["summary"]
+
+
+def summary_table(paths) -> pd.DataFrame:
+    """One row per (file, kind) with the summary's numbers: the hull experiment at a glance."""
+    rows = []
+    for path in paths:
+        s = read_summary(path)
+        for kind in ("test", "random"):
+            if kind in s:
+                rows.append({"file": str(path), "space": s["space"], "kind": kind, "features": s["features"],
+                             "train_points": s["train_points"], "diameter": s["diameter"], **s[kind]})
+    return pd.DataFrame(rows)
+
+
+def write_summary(paths, out) -> pd.DataFrame:
+    df = summary_table(paths)
+    write_parquet(df, out, provenance(stage="hull_summary", inputs=[str(p) for p in paths]))
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(df.drop(columns=["file"]).to_string(index=False))
+    return df
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("hull-distance", help="certified distances to the training hull in one feature space")
+    p.add_argument("--data", required=True, help="data.parquet of one dataset and dimension")
+    p.add_argument("--space", required=True, help="pixels | wavelet_<w>[_subset] | hidden_<arch>_<labels>_s<seed>_l<k> | resnet_s<seed>")
+    p.add_argument("--model", default=None, help="model.pt (hidden spaces) or the CNN file (resnet spaces)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--max-iter", type=int, default=500)
+    p.add_argument("--n-random", type=int, default=500)
+    p.add_argument("--random-seed", type=int, default=0)
+    p.add_argument("--max-test", type=int, default=0, help="0: every test row")
+    p.add_argument("--support-k", type=int, default=10)
+    p.add_argument("--abs-tol", type=float, default=None)
+    p.add_argument("--wavelet-mode", default="periodization")
+    p.add_argument("--wavelet-level", type=int, default=0, help="0: deepest orthogonal level")
+    p.add_argument("--subset-levels", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--memory-mb", type=float, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=lambda a: hull_space_distances(
+        a.data, a.space, a.out, model_path=a.model, tol=a.tol, max_iter=a.max_iter, n_random=a.n_random,
+        random_seed=a.random_seed, max_test=a.max_test, support_k=a.support_k, abs_tol=a.abs_tol,
+        wavelet_mode=a.wavelet_mode, wavelet_level=a.wavelet_level, subset_levels=a.subset_levels,
+        device=a.device, dtype=a.dtype, memory_mb=a.memory_mb, threads=a.threads))
+
+    s = sub.add_parser("hull-summary", help="collect the summaries of hull Parquet files into one table")
+    s.add_argument("--inputs", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=lambda a: write_summary(a.inputs, a.out))

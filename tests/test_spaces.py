@@ -1,0 +1,186 @@
+"""Feature spaces of the hull stage: wavelets, hidden layers, random points, the small CNN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+
+from gisweep import GisweepError
+from gisweep.models import build_mlp
+from gisweep.resnet_features import fit_resnet, load_resnet, pooled_features, save_resnet
+from gisweep.spaces import (features, hidden_features, image_side, parse_space, random_points, wavelet_features,
+                            wavelet_level)
+
+
+def images(n, side, seed=0):
+    return np.random.default_rng(seed).random((n, side * side)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- wavelets
+
+
+@pytest.mark.parametrize("wavelet,side,level,full,subset", [
+    ("haar", 28, 2, 784, 49 + 3 * 49),  # 28 = 4 * 7: two orthogonal levels, cA 7x7
+    ("db4", 28, 2, 784, 49 + 3 * 49),
+    ("haar", 14, 1, 196, 49 + 3 * 49),  # one level: subset of 2 entries = everything
+    ("haar", 8, 3, 64, 1 + 3 * 1),  # cA 1x1 plus the coarsest details 1x1
+])
+def test_wavelet_shapes(wavelet, side, level, full, subset):
+    x = images(5, side)
+    assert wavelet_level(side, wavelet) == level
+    assert wavelet_features(x, wavelet).shape == (5, full)
+    assert wavelet_features(x, wavelet, subset_levels=2).shape == (5, subset)
+    approx = (side // 2**level) ** 2
+    assert wavelet_features(x, wavelet, subset_levels=1).shape == (5, approx)
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "db4"])
+def test_full_orthogonal_transform_keeps_distances(wavelet):
+    """Parseval: with periodization and a side divisible by 2^level the transform is orthogonal."""
+    x = images(12, 28, seed=1)
+    w = wavelet_features(x, wavelet)
+    np.testing.assert_allclose(cdist(w, w), cdist(x.astype(np.float64), x.astype(np.float64)), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=1), np.linalg.norm(x.astype(np.float64), axis=1), rtol=1e-12)
+    # the subset is a projection: never longer
+    s = wavelet_features(x, wavelet, subset_levels=2)
+    assert np.all(cdist(s, s) <= cdist(w, w) + 1e-12)
+
+
+def test_haar_subset_is_the_pooled_image():
+    """At 28x28, level 2: approximation + coarsest details span the level-1 approximation, i.e. the 14x14
+    average-pooled image times 2 (orthonormal Haar): distances are twice the pooled images' distances."""
+    from gisweep.datasets import average_pool
+
+    x = images(10, 28, seed=4)
+    sub = wavelet_features(x, "haar", subset_levels=2)
+    pooled = average_pool(x.reshape(10, 28, 28).astype(np.float64), 14).reshape(10, -1)
+    np.testing.assert_allclose(cdist(sub, sub), 2 * cdist(pooled, pooled), atol=1e-9)
+
+
+def test_haar_coefficients_by_hand():
+    """One Haar level on 2x2 blocks: approximation = block sum / 2, computed here without PyWavelets."""
+    x = images(3, 4, seed=2)
+    w = wavelet_features(x, "haar", level=1)  # [3, 16]: cA (2x2) then cH, cV, cD (2x2 each)
+    blocks = x.astype(np.float64).reshape(3, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4)  # [n, bi, bj, 2, 2]
+    np.testing.assert_allclose(w[:, :4], blocks.sum((3, 4)).reshape(3, 4) / 2, atol=1e-12)
+    # the three detail bands hold +-(a +- b +- c +- d) / 2 in some order: their squares sum to the rest
+    detail_energy = (w[:, 4:] ** 2).sum(1)
+    np.testing.assert_allclose(detail_energy, (x.astype(np.float64) ** 2).sum(1) - (w[:, :4] ** 2).sum(1), atol=1e-12)
+
+
+def test_non_orthogonal_mode_changes_distances():
+    """The check above can fail: symmetric extension of db4 is redundant and distorts distances."""
+    x = images(6, 28, seed=3)
+    w = wavelet_features(x, "db4", mode="symmetric", level=2)
+    assert w.shape[1] > 784
+    assert not np.allclose(cdist(w, w), cdist(x.astype(np.float64), x.astype(np.float64)), atol=1e-6)
+
+
+def test_wavelet_errors():
+    with pytest.raises(GisweepError, match="not a square image"):
+        wavelet_features(np.zeros((2, 10)), "haar")
+    with pytest.raises(GisweepError, match="subset_levels"):
+        wavelet_features(images(2, 8), "haar", subset_levels=0)
+    with pytest.raises(GisweepError, match="not a discrete PyWavelets wavelet"):
+        parse_space("wavelet_nope")
+
+
+# ----------------------------------------------------------------------------- hidden layers
+
+
+def test_hidden_features_equal_manual_forward_pass():
+    gen = torch.Generator().manual_seed(0)
+    model = build_mlp("2x5", 6, 3, init_scale=0.8, generator=gen)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.Linear):
+                m.bias.uniform_(-0.5, 0.5, generator=gen)
+    x = np.random.default_rng(0).random((7, 6))
+    W1, b1 = model[0].weight.detach().double().numpy(), model[0].bias.detach().double().numpy()
+    W2, b2 = model[2].weight.detach().double().numpy(), model[2].bias.detach().double().numpy()
+    h1 = np.maximum(x @ W1.T + b1, 0)
+    h2 = np.maximum(h1 @ W2.T + b2, 0)
+    np.testing.assert_allclose(hidden_features(model, x, 1), h1, atol=1e-6)
+    np.testing.assert_allclose(hidden_features(model, x, 2), h2, atol=1e-6)
+    np.testing.assert_allclose(features("hidden_2x5_real_s0_l2", x, model=model), h2, atol=1e-6)
+    assert (h1 == 0).any() and (h1 > 0).any()  # the ReLU is exercised
+    with pytest.raises(GisweepError, match="2 hidden layer"):
+        hidden_features(model, x, 3)
+    with pytest.raises(GisweepError, match="needs a model"):
+        features("hidden_2x5_real_s0_l1", x)
+
+
+# ----------------------------------------------------------------------------- random points, names
+
+
+def test_random_points_in_domain_and_seeded():
+    r = random_points(2000, 49, seed=3)
+    assert r.shape == (2000, 49) and r.dtype == np.float32
+    assert r.min() >= 0 and r.max() <= 1
+    assert r.min() < 0.01 and r.max() > 0.99  # fills the domain
+    assert abs(r.mean() - 0.5) < 0.01
+    np.testing.assert_array_equal(r, random_points(2000, 49, seed=3))
+    assert not np.array_equal(r, random_points(2000, 49, seed=4))
+    assert random_points(0, 49, 0).shape == (0, 49)
+
+
+def test_parse_space_names():
+    assert parse_space("pixels") == {"kind": "pixels"}
+    assert parse_space("wavelet_db4_subset") == {"kind": "wavelet", "wavelet": "db4", "subset": True}
+    assert parse_space("wavelet_bior1.3") == {"kind": "wavelet", "wavelet": "bior1.3", "subset": False}
+    assert parse_space("hidden_3x128_random_s2_l3") == {"kind": "hidden", "arch": "3x128", "labels": "random",
+                                                        "seed": 2, "layer": 3}
+    assert parse_space("resnet_s1") == {"kind": "resnet", "seed": 1}
+    for bad in ["pixel", "hidden_3x128_real_l1", "resnet", "hidden_3x128_fake_s0_l1", ""]:
+        with pytest.raises(GisweepError, match="unknown space"):
+            parse_space(bad)
+    assert image_side(49) == 7
+
+
+# ----------------------------------------------------------------------------- small CNN
+
+
+@pytest.fixture
+def one_thread():
+    """Small convolutions run far slower with several threads on a busy machine; restore afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_resnet_deterministic_and_pooled(tmp_path, one_thread):
+    x = images(60, 8, seed=5)
+    y = np.arange(60) % 3
+    m1, h1 = fit_resnet(x, y, side=8, seed=1, epochs=2, batch_size=16, width=4, log_every=1e9)
+    m2, _ = fit_resnet(x, y, side=8, seed=1, epochs=2, batch_size=16, width=4, log_every=1e9)
+    m3, _ = fit_resnet(x, y, side=8, seed=2, epochs=2, batch_size=16, width=4, log_every=1e9)
+    f1 = pooled_features(m1, x)
+    assert f1.shape == (60, 64) and f1.dtype == np.float64
+    np.testing.assert_array_equal(f1, pooled_features(m2, x))
+    assert not np.array_equal(f1, pooled_features(m3, x))
+    assert len(h1) == 2
+    # pooled features are the global average of the last block, and feed the classifier
+    with torch.no_grad():
+        xt = torch.as_tensor(x)
+        h = m1.blocks(m1.stem(xt.reshape(-1, 1, 8, 8)))
+        np.testing.assert_allclose(f1, h.mean((2, 3)).double().numpy(), atol=1e-6)
+        np.testing.assert_allclose(m1.head(torch.as_tensor(f1, dtype=torch.float32)).numpy(), m1(xt).numpy(),
+                                   atol=1e-5)
+    # batched extraction agrees with one batch, and a round trip through the file keeps the features
+    np.testing.assert_allclose(pooled_features(m1, x, batch=7), f1, atol=1e-6)
+    path = tmp_path / "cnn.pt"
+    save_resnet(m1, path, width=4, n_classes=3, meta={})
+    np.testing.assert_array_equal(pooled_features(load_resnet(path), x), f1)
+    with pytest.raises(GisweepError, match="expects 8x8"):
+        pooled_features(m1, images(2, 4))
+
+
+def test_resnet_file_errors(tmp_path):
+    with pytest.raises(GisweepError, match="nope.pt: CNN model file not found"):
+        load_resnet(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep CNN"):
+        load_resnet(bad)
