@@ -1,0 +1,223 @@
+"""GI during training (the paper's Figure 9): mean pair GI against training and validation accuracy.
+
+The network is trained again exactly as the train stage trains it (same data, labels, seed,
+initialisation, SGD order and stopping rule: gisweep.train.fit), so on a CPU it is the same network
+as the pipeline's model.pt, bit for bit; `gi_during_training` checks that against a reference model
+file when given one and says so in its output. At each checkpoint epoch (epoch 0 = the
+initialisation; the last epoch is always added) it measures, on the current weights: the exact GI of
+every same-class pair line of the configured classes (training labels, as in the lines stage),
+training and validation accuracy (as in the train stage) and the training loss.
+
+Output `gi_during_training.parquet`, one row per checkpoint: epoch, train_acc, val_acc, train_loss,
+lines, mean_gi, median_gi, std_gi, full_range (share of lines whose GI spans the whole range),
+anchor_correct (share of lines whose class at t = 0 is their training label: a network that
+predicts one class everywhere has GI at the full range on every line, so read mean_gi with it),
+mean_pieces, final (the last epoch). Provenance: the training settings, converged, epochs and
+same_as_reference (True / False / None when no reference was given).
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gisweep import GisweepError
+from gisweep.data import load_table, training_labels
+from gisweep.gi import exact_intervals
+from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
+from gisweep.lines import materialize, same_class_pairs
+from gisweep.models import build_mlp, load_record, save_model
+from gisweep.runtime import pick_device, pick_dtype, seed_everything
+from gisweep.train import accuracy, fit
+
+DYNAMICS_COLUMNS = ["epoch", "train_acc", "val_acc", "train_loss", "lines", "mean_gi", "median_gi", "std_gi",
+                    "full_range", "anchor_correct", "mean_pieces", "final"]
+ACCURACIES = {"train_acc": "training accuracy", "val_acc": "validation accuracy"}
+
+
+def same_weights(model: torch.nn.Module, reference_path) -> bool:
+    """True when model's parameters equal those stored in a gisweep model file, bit for bit."""
+    ref = load_record(reference_path)["state_dict"]
+    mine = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return set(ref) == set(mine) and all(
+        ref[k].dtype == mine[k].dtype and ref[k].shape == mine[k].shape and torch.equal(ref[k], mine[k])
+        for k in mine)
+
+
+def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epochs, classes=(5,),
+                       t_min: float = -1.0, t_max: float = 2.0, labels: str = "real", lr: float = 0.01,
+                       momentum: float = 0.9, batch_size: int = 32, max_epochs: int = 2000,
+                       init_scale: float = 0.05, device: str = "auto", dtype: str = "float64",
+                       memory_mb: float = 1024.0, threads: int | None = None, reference_model=None,
+                       out_model=None) -> pd.DataFrame:
+    """Train as the train stage does, measuring GI and accuracy at each checkpoint; write `out`."""
+    checkpoint_epochs = sorted({int(e) for e in checkpoint_epochs})
+    if not checkpoint_epochs or checkpoint_epochs[0] < 0:
+        raise GisweepError(f"dynamics.checkpoint_epochs must be a non-empty list of epochs >= 0, got {checkpoint_epochs}")
+    if threads:
+        torch.set_num_threads(threads)
+    dev, dt = pick_device(device), pick_dtype(dtype)
+    # --- the train stage's set-up, step by step (gisweep.train.train) ---
+    x_tr, y_true, x_val, y_val = load_table(data_path)
+    y_tr = training_labels(y_true, labels, seed)
+    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
+    gen = seed_everything(seed)
+    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
+    as_t = lambda a, dt_=torch.float32: torch.as_tensor(a, dtype=dt_, device=dev)  # noqa: E731
+    xt, yt, xv, yv = as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long)
+    # --- the lines: same-class pairs under the training labels ---
+    lines = same_class_pairs(y_tr, list(classes), t_min, t_max)
+    x0, d, lo, hi = (v.to(dev) for v in materialize(lines, x_tr, dtype=dt))
+    rows = []
+
+    def measure(epoch: int, net) -> None:
+        net.eval()
+        with torch.no_grad():
+            loss = float(torch.nn.functional.cross_entropy(net(xt), yt))
+        res = exact_intervals(net, x0, d, lo, hi, dtype=dt, memory_mb=memory_mb).to_frame()
+        full = res.gi >= (hi - lo).cpu().numpy() * (1 - 1e-12)
+        rows.append({"epoch": epoch, "train_acc": accuracy(net, xt, yt), "val_acc": accuracy(net, xv, yv),
+                     "train_loss": loss, "lines": len(res), "mean_gi": res.gi.mean(), "median_gi": res.gi.median(),
+                     "std_gi": res.gi.std(ddof=0), "full_range": float(np.mean(full)),
+                     "anchor_correct": float(np.mean(res.class0.to_numpy() == lines.label.to_numpy())),
+                     "mean_pieces": res.pieces.mean(), "final": False})
+        print(f"epoch {epoch}: train {rows[-1]['train_acc']:.4f}, val {rows[-1]['val_acc']:.4f}, "
+              f"mean GI {rows[-1]['mean_gi']:.4f} over {len(res)} lines", file=sys.stderr, flush=True)
+
+    history, converged = fit(model, xt, yt, xv, yv, lr=lr, momentum=momentum, batch_size=batch_size,
+                             max_epochs=max_epochs, seed=seed, checkpoint_epochs=checkpoint_epochs,
+                             on_checkpoint=measure)
+    last_epoch = int(history.epoch.iloc[-1]) if len(history) else 0
+    if not rows or rows[-1]["epoch"] != last_epoch:
+        measure(last_epoch, model)
+    rows[-1]["final"] = True
+    df = pd.DataFrame(rows)[DYNAMICS_COLUMNS]
+    same = None if reference_model is None else same_weights(model.cpu(), reference_model)
+    settings = dict(arch=arch, labels=labels, seed=seed, lr=lr, momentum=momentum, batch_size=batch_size,
+                    max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
+    meta = provenance(stage="gi_during_training", data=str(data_path), converged=converged, epochs=last_epoch,
+                      classes=list(classes), t_min=t_min, t_max=t_max, dtype=dtype,
+                      checkpoint_epochs=checkpoint_epochs, reference_model=str(reference_model) if reference_model else None,
+                      same_as_reference=same, **settings)
+    if out_model:
+        save_model(model.cpu(), out_model, arch=arch, in_features=x_tr.shape[1], n_classes=n_classes, meta=meta)
+    write_parquet(df, out, meta)
+    print(df.to_string(index=False))
+    print(f"{out}: {len(df)} checkpoints, last epoch {last_epoch}, converged {converged}, "
+          f"same weights as {reference_model}: {same}")
+    if not converged:
+        print(f"WARNING: {out}: epoch cap {max_epochs} reached before 100% training accuracy", file=sys.stderr)
+    if same is False:
+        print(f"WARNING: {out}: the retrained network differs from {reference_model}; the checkpoints do not "
+              f"describe that model (different settings, or a non-deterministic device)", file=sys.stderr)
+    return df
+
+
+def gi_accuracy_correlations(df: pd.DataFrame) -> pd.DataFrame:
+    """Pearson and Spearman correlation (scipy.stats) of mean_gi with train_acc and with val_acc.
+
+    One row per accuracy: accuracy, checkpoints, pearson_r, pearson_p, spearman_rho, spearman_p.
+    NaN where it is undefined (fewer than 3 checkpoints, or a constant series).
+    """
+    from scipy import stats
+
+    missing = [c for c in ["mean_gi", *ACCURACIES] if c not in df.columns]
+    if missing:
+        raise GisweepError(f"GI-during-training table lacks column(s) {missing}")
+    out = []
+    for acc in ACCURACIES:
+        a, g = df[acc].to_numpy(float), df["mean_gi"].to_numpy(float)
+        row = {"accuracy": acc, "checkpoints": len(df), "pearson_r": np.nan, "pearson_p": np.nan,
+               "spearman_rho": np.nan, "spearman_p": np.nan}
+        if len(df) >= 3 and np.ptp(a) > 0 and np.ptp(g) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                p, s = stats.pearsonr(g, a), stats.spearmanr(g, a)
+            row.update(pearson_r=float(p.statistic), pearson_p=float(p.pvalue),
+                       spearman_rho=float(s.statistic), spearman_p=float(s.pvalue))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def plot_gi_vs_accuracy(dynamics_path, out_figure, out_table, title: str = "") -> pd.DataFrame:
+    """Figure 9 (mean GI and accuracies over epochs; mean GI against accuracy) and the correlation table."""
+    import matplotlib.pyplot as plt
+
+    from gisweep.figures import save_figure
+    from gisweep.io import atomic_path
+
+    df = read_parquet(dynamics_path, required=DYNAMICS_COLUMNS).sort_values("epoch")
+    meta = read_provenance(dynamics_path)
+    corr = gi_accuracy_correlations(df)
+    corr.insert(0, "source", str(dynamics_path))
+    corr["converged"], corr["same_as_pipeline_model"] = meta.get("converged"), meta.get("same_as_reference")
+    with atomic_path(out_table) as tmp:
+        corr.to_csv(tmp, index=False, float_format="%.6g")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    ax.plot(df.epoch, df.train_acc, "o-", color="tab:green", ms=3, label="training accuracy")
+    ax.plot(df.epoch, df.val_acc, "s-", color="tab:orange", ms=3, label="validation accuracy")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    right = ax.twinx()
+    right.plot(df.epoch, df.mean_gi, "^-", color="tab:blue", ms=3, label="mean pair GI")
+    right.set_ylabel("mean pair GI", color="tab:blue")
+    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.set_title(f"{len(df)} checkpoints, converged: {meta.get('converged')}", fontsize=9)
+    styles = {"train_acc": ("o", "tab:green"), "val_acc": ("s", "tab:orange")}
+    for _, r in corr.iterrows():
+        marker, color = styles[r.accuracy]
+        ax2.plot(df.mean_gi, df[r.accuracy], marker, color=color, ms=4, ls="",
+                 label=f"{ACCURACIES[r.accuracy]}: Pearson {r.pearson_r:.2f}, Spearman {r.spearman_rho:.2f}")
+    ax2.set_xlabel("mean pair GI")
+    ax2.set_ylabel("accuracy")
+    ax2.legend(fontsize=8, loc="best")
+    same = meta.get("same_as_reference")
+    ax2.set_title("retrained = pipeline model: " + {True: "yes, bit for bit", False: "NO", None: "not checked"}[same],
+                  fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, out_figure)
+    print(corr.to_string(index=False))
+    return corr
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("gi-during-training", help="retrain with checkpoints; pair GI and accuracy at each")
+    p.add_argument("--data", required=True)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--labels", default="real", choices=["real", "random"])
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--checkpoint-epochs", type=int, nargs="+", required=True)
+    p.add_argument("--classes", type=int, nargs="+", default=[5])
+    p.add_argument("--t-min", type=float, default=-1.0)
+    p.add_argument("--t-max", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-epochs", type=int, default=2000)
+    p.add_argument("--init-scale", type=float, default=0.05)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--memory-mb", type=float, default=1024.0)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--reference-model", default=None, help="model.pt the retrained network must equal")
+    p.add_argument("--out-model", default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=lambda a: gi_during_training(
+        a.data, a.out, arch=a.arch, seed=a.seed, checkpoint_epochs=a.checkpoint_epochs, classes=a.classes,
+        t_min=a.t_min, t_max=a.t_max, labels=a.labels, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size,
+        max_epochs=a.max_epochs, init_scale=a.init_scale, device=a.device, dtype=a.dtype,
+        memory_mb=a.memory_mb, threads=a.threads, reference_model=a.reference_model, out_model=a.out_model))
+
+    p = sub.add_parser("plot-gi-vs-accuracy", help="figure 9 and the GI/accuracy correlation table")
+    p.add_argument("--dynamics", required=True)
+    p.add_argument("--title", default="")
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-table", required=True)
+    p.set_defaults(func=lambda a: plot_gi_vs_accuracy(a.dynamics, a.out, a.out_table, a.title))
