@@ -19,9 +19,15 @@ STAGE_MODULES = [
     "gisweep.lines",
     "gisweep.gi_stage",
     "gisweep.figures",
+    "gisweep.summary",
     "gisweep.hull_stage",
+    "gisweep.resnet_features",
+    "gisweep.hull_figures",
     "gisweep.overparam",
     "gisweep.polynomial",
+    "gisweep.along",
+    "gisweep.dynamics",
+    "gisweep.fractions",
 ]
 
 

@@ -59,6 +59,11 @@ def build_table(x, y, train_idx, test_idx, dim: int | None, scale: float) -> pa.
 
 def prepare_data(dataset: str, dim: int, out: str, *, seed: int = 0, train_per_class: int = 100,
                  source_dir: str | None = None, moons: dict | None = None) -> None:
+    """Write data.parquet for one dataset and dimension. `moons`: keyword arguments of
+    datasets.make_two_moons (n_train, n_test, noise, seed); `source_dir`: the directory of the
+    IDX files (mnist_idx) or CIFAR-10 python batches (cifar10)."""
+    if dataset == "moons" and dim != 2:
+        raise GisweepError(f"dataset 'moons' is two-dimensional: dim must be 2, got {dim}")
     x, y, official_test, scale = load_source(dataset, source_dir, moons)
     if dataset == "moons":  # generated already split: train first, then test
         train_idx, test_idx = np.flatnonzero(~official_test), np.flatnonzero(official_test)
@@ -109,8 +114,11 @@ def register_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="picks the training samples")
     p.add_argument("--train-per-class", type=int, default=100)
     p.add_argument("--source-dir", default=None, help="directory of IDX files or CIFAR-10 python batches")
-    p.add_argument("--moons-noise", type=float, default=0.1)
+    p.add_argument("--moons-noise", type=float, default=0.1, help="two moons: noise level")
+    p.add_argument("--moons-train", type=int, default=300, help="two moons: training points")
+    p.add_argument("--moons-test", type=int, default=100, help="two moons: validation points")
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: prepare_data(
         a.dataset, a.dim, a.out, seed=a.seed, train_per_class=a.train_per_class, source_dir=a.source_dir,
-        moons={"noise": a.moons_noise, "seed": a.seed} if a.dataset == "moons" else None))
+        moons={"noise": a.moons_noise, "seed": a.seed, "n_train": a.moons_train, "n_test": a.moons_test}
+        if a.dataset == "moons" else None))

@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -32,15 +33,26 @@ def gi_density_panels(series: list[tuple[str, str, str]], out, title: str = "") 
     if not series:
         raise GisweepError("no GI files given to plot")
     frames = []
-    for panel, mode, path in series:
-        df = read_parquet(path, columns=["gi", "t_min", "t_max"], required=["gi", "t_min", "t_max"])
+    for entry in series:
+        if len(entry) != 3:
+            raise GisweepError(f"series entry {entry!r}: expected (panel, label mode, GI file)")
+        panel, mode, path = entry
+        df = read_parquet(path, required=["gi", "t_min", "t_max"])[["gi", "t_min", "t_max"]]
+        if df.empty:
+            raise GisweepError(f"{path}: no lines to plot")
+        if not np.isfinite(df[["gi", "t_min", "t_max"]].to_numpy(np.float64)).all():
+            raise GisweepError(f"{path}: non-finite GI or range values")
         frames.append(df.assign(panel=panel, labels=mode))
     data = pd.concat(frames, ignore_index=True)
     data["full"] = data.gi >= (data.t_max - data.t_min) * (1 - 1e-12)
     panels = list(dict.fromkeys(p for p, _, _ in series))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=False)
+    ncols = min(4, len(panels))  # at most four panels a row
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False, sharey=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
     rows = []
-    for ax, panel in zip(axes[0], panels):
+    for ax, panel in zip(axes.ravel(), panels):
         sub = data[data.panel == panel]
         hi = float((sub.t_max - sub.t_min).max())
         for mode, grp in sub.groupby("labels", sort=False):
@@ -53,13 +65,14 @@ def gi_density_panels(series: list[tuple[str, str, str]], out, title: str = "") 
                 sns.kdeplot(grp.gi, ax=ax, label=label, color=color, clip=(0, hi), fill=True, alpha=0.25,
                             bw_adjust=0.5, warn_singular=False)
             else:
-                ax.axvline(grp.gi.iloc[0], color=color, label=label)
+                ax.axvline(grp.gi.iloc[0], color=color, label=label, linewidth=3, alpha=0.7)
         ax.set_title(panel)
-        ax.set_xlim(0, hi)
+        ax.set_xlim(0, hi * 1.02)  # a spike at the full range stays visible
         ax.set_xlabel("generalization interval")
         ax.legend(fontsize=8)
+    fig.tight_layout()
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.02)
     save_figure(fig, out)
     return pd.DataFrame(rows)
 

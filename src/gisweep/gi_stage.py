@@ -1,7 +1,8 @@
 """The batched-GI stage: every line of a model through the exact engine, one Parquet out.
 
-Output `.../gi_{family}.parquet`: the lines table's columns plus `class0`, `t_lo`, `t_hi`, `gi`,
-`pieces` (see gisweep.gi).
+Output `.../gi_{family}.parquet`: the lines table's columns (all but the direction vectors `d`,
+which stay in the lines file) plus `class0`, `t_lo`, `t_hi`, `gi`, `pieces` (see gisweep.gi). Any
+line family works: gisweep.lines.materialize turns each row into x0 and d.
 """
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", 
     result = exact_intervals(model, x0.to(dev), d.to(dev), t_min.to(dev), t_max.to(dev), dtype=dt,
                              memory_mb=memory_mb, progress=f"{out}")
     seconds = time.perf_counter() - start
-    df = lines.join(result.to_frame())
+    df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
     train_meta = load_record(model_path).get("meta", {})
+    families = sorted(set(lines["family"].astype(str))) if len(lines) else []
     meta = provenance(stage="batched_gi", model=str(model_path), lines=str(lines_path), device=str(dev),
-                      dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
+                      families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
                       seed=train_meta.get("seed"), converged=train_meta.get("converged"))
     write_parquet(df, out, meta)
     rate = len(df) / max(seconds, 1e-9)

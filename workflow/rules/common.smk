@@ -36,44 +36,182 @@ def dataset_dims():
     return [(name, dim) for name, spec in config["datasets"].items() for dim in spec["dims"]]
 
 
+def check_source_dirs():
+    """Datasets read from a user's directory fail at start, naming the config key, when it is missing."""
+    for name in ("cifar10", "mnist_idx"):
+        spec = config["datasets"].get(name)
+        if spec is not None and not Path(spec["dir"]).expanduser().is_dir():
+            raise ValueError(
+                f"config datasets.{name}.dir: '{spec['dir']}' is not a directory; point it at the "
+                + ("CIFAR-10 python batches (data_batch_1..5, test_batch)" if name == "cifar10"
+                   else "four MNIST IDX files (train-images-idx3-ubyte, ...)")
+                + f", or remove datasets.{name} from the config"
+            )
+
+
+check_source_dirs()
+
+
+def data_args(wildcards):
+    """prepare-data options that depend on the dataset: its source directory, or the two-moons settings."""
+    spec = config["datasets"][wildcards.dataset]
+    if wildcards.dataset in ("cifar10", "mnist_idx"):
+        return f"--source-dir '{Path(spec['dir']).expanduser()}'"
+    if wildcards.dataset == "moons":
+        return f"--moons-noise {spec['noise']} --moons-train {spec['n_train']} --moons-test {spec['n_test']}"
+    return ""
+
+
+def line_classes(dataset, family):
+    """The (training) labels whose lines are measured: the dataset's `classes` if set, else the family's."""
+    classes = config["datasets"][dataset].get("classes") or config["lines"][family]["classes"]
+    return classes if isinstance(classes, str) else " ".join(str(c) for c in classes)
+
+
+def line_args(wildcards):
+    """sample-lines options of one family on one dataset (classes, range, count, scale, ...)."""
+    spec = config["lines"][wildcards.family]
+    args = f"--classes {line_classes(wildcards.dataset, wildcards.family)} --t-min {spec['t_min']} --t-max {spec['t_max']}"
+    if "count" in spec:
+        args += f" --count {spec['count']}"
+    if "scale" in spec:
+        args += f" --scale {spec['scale']}"
+    if "other" in spec:
+        args += f" --other {spec['other']}"
+    if "minor_rank" in spec:
+        args += f" --minor-rank {spec['minor_rank']}"
+    return args
+
+
+def model_grid():
+    """(dataset, dim, arch, families) of every trained model family: the main architectures at every
+    dataset and dimension with every line family, and the compared ones where configured."""
+    m, fams = config["models"], config["lines"]["families"]
+    grid = [(ds, dim, arch, fams) for ds, dim in dataset_dims() for arch in m["architectures"]]
+    at = m["compare_at"]
+    if at["dataset"] in config["datasets"] and at["dim"] in config["datasets"][at["dataset"]]["dims"]:
+        grid += [(at["dataset"], at["dim"], arch, m["compare_families"])
+                 for arch in m["compare_architectures"] if arch not in m["architectures"]]
+    return grid
+
+
 def gi_targets():
     m = config["models"]
-    return [
-        gi_file(ds, dim, arch, labels, seed, "pairs")
-        for ds, dim in dataset_dims()
-        for arch in m["architectures"]
+    out = [
+        gi_file(ds, dim, arch, labels, seed, family)
+        for ds, dim, arch, families in model_grid()
+        for family in families
         for labels in m["labels"]
         for seed in m["seeds"]
     ]
+    return list(dict.fromkeys(out))
+
+
+def summary_inputs(wildcards=None):
+    """Every GI file of the default run with the training history beside it."""
+    gi = gi_targets()
+    return {"gi": gi, "history": [str(Path(p).parent / "history.parquet") for p in gi]}
 
 
 def figure_file(name):
     return f"results/figures/{name}.{config['figures']['format']}"
 
 
+def compare_archs():
+    """Architectures of Figure 6: the compared ones and the main figure architecture, by depth."""
+    m = config["models"]
+    archs = list(dict.fromkeys([*m["compare_architectures"], config["figures"]["arch"]]))
+    return sorted(archs, key=lambda a: (int(a.split("x")[0]), int(a.split("x")[1])))
+
+
 def figure_targets():
+    ds, fams = config["datasets"], config["lines"]["families"]
     out = []
-    if "mnist" in config["datasets"]:
+    if "mnist" in ds and "pairs" in fams:
         out.append(figure_file("fig4_gi_pairs_by_dim"))
+    if "mnist" in ds and "triangles" in fams:
+        out.append(figure_file("fig5_gi_triangles_by_dim"))
+    at = config["models"]["compare_at"]
+    if config["models"]["compare_architectures"] and at["dataset"] in ds and at["dim"] in ds[at["dataset"]]["dims"]:
+        out.append(figure_file("fig6_gi_pairs_by_arch"))
+    if "cifar10" in ds and "pairs" in fams:
+        out.append(figure_file("fig7_gi_cifar10_pairs"))
+    if "moons" in ds and "pairs" in fams:
+        out.append(figure_file("fig8_gi_moons_pairs"))
+    if len(fams) > 1:
+        out += [figure_file(f"gi_families_{name}_d{dim}") for name, dim in dataset_dims()]
     return out
 
 
-def fig4_series(wildcards):
-    """(panel, label mode, GI file) for the pair-GI density of each MNIST dimension."""
-    arch, seed = config["figures"]["arch"], config["figures"]["seed"]
+def gi_series(dataset, dims, family, arch=None):
+    """(panel, label mode, GI file) for one family of one dataset, a panel per dimension."""
+    arch, seed = arch or config["figures"]["arch"], config["figures"]["seed"]
     return [
-        (f"{dim}×{dim}", labels, gi_file("mnist", dim, arch, labels, seed, "pairs"))
-        for dim in config["datasets"]["mnist"]["dims"]
+        (f"{dim}×{dim}" if dataset != "moons" else "two moons", labels, gi_file(dataset, dim, arch, labels, seed, family))
+        for dim in dims
         for labels in config["models"]["labels"]
     ]
 
 
+def fig4_series(wildcards):
+    """(panel, label mode, GI file) for the pair-GI density of each MNIST dimension."""
+    return gi_series("mnist", config["datasets"]["mnist"]["dims"], "pairs")
+
+
+def fig5_series(wildcards):
+    """Triangle mid-line GI density of each MNIST dimension."""
+    return gi_series("mnist", config["datasets"]["mnist"]["dims"], "triangles")
+
+
+def fig6_series(wildcards):
+    """Pair-GI density of each compared architecture, at models.compare_at."""
+    at, seed = config["models"]["compare_at"], config["figures"]["seed"]
+    return [
+        (arch, labels, gi_file(at["dataset"], at["dim"], arch, labels, seed, "pairs"))
+        for arch in compare_archs()
+        for labels in config["models"]["labels"]
+    ]
+
+
+def fig7_series(wildcards):
+    """Pair-GI density of CIFAR-10, a panel per dimension."""
+    return gi_series("cifar10", config["datasets"]["cifar10"]["dims"], "pairs")
+
+
+def fig8_series(wildcards):
+    """Pair-GI density of two moons."""
+    return gi_series("moons", [2], "pairs")
+
+
+def families_series(wildcards):
+    """GI density of every line family at one dataset and dimension, a panel per family."""
+    arch, seed = config["figures"]["arch"], config["figures"]["seed"]
+    return [
+        (family, labels, gi_file(wildcards.dataset, int(wildcards.dim), arch, labels, seed, family))
+        for family in config["lines"]["families"]
+        for labels in config["models"]["labels"]
+    ]
+
+
+def series_args(series):
+    return " ".join(f"--series '{p}' {m} {f}" for p, m, f in series)
+
+
+def classes_title(dataset, family):
+    classes = line_classes(dataset, family)
+    return "all classes" if classes == "all" else f"class {classes}" if " " not in classes else f"classes {classes}"
+
+
 # Each stage's .smk appends a function returning its default targets; `rule all` asks for them all.
-TARGET_FUNCTIONS = [lambda: gi_targets(), lambda: figure_targets()]
+TARGET_FUNCTIONS = [lambda: gi_targets(), lambda: figure_targets(), lambda: summary_targets()]
 
 
 def all_targets():
     return [path for targets in TARGET_FUNCTIONS for path in targets()]
+
+
+def summary_targets():
+    return ["results/tables/gi_summary.parquet", "results/tables/gi_summary.md", "results/tables/gi_summary.csv"]
 
 
 def gpus():

@@ -6,10 +6,11 @@ rule prepare_data:
     params:
         seed=config["data"]["seed"],
         per_class=config["data"]["train_per_class"],
+        extra=data_args,
     log:
         "logs/prepare_data/{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
         "python -m gisweep prepare-data --dataset {wildcards.dataset} --dim {wildcards.dim}"
-        " --seed {params.seed} --train-per-class {params.per_class} --out {output.data} > {log} 2>&1"
+        " --seed {params.seed} --train-per-class {params.per_class} {params.extra} --out {output.data} > {log} 2>&1"

@@ -1,7 +1,13 @@
+# The paper's GI density figures (4-8) and one density figure of every line family per dataset and
+# dimension; each a target of its own under results/figures/ (see figure_targets in common.smk).
+FIGURE_CODE = code("figures", "io")
+DENSITY_SHELL = "python -m gisweep plot-gi-density {params.series} --title '{params.title}' --out {output.figure} > {log} 2>&1"
+
+
 rule plot_gi_pairs_by_dim:
     input:
         gi=lambda wc: [path for _, _, path in fig4_series(wc)],
-        code=code("figures", "io"),
+        code=FIGURE_CODE,
     output:
         figure=report(
             "results/figures/fig4_gi_pairs_by_dim.{fmt}",
@@ -10,11 +16,125 @@ rule plot_gi_pairs_by_dim:
             subcategory="Input dimension",
         ),
     params:
-        series=lambda wc: " ".join(f"--series '{p}' {m} {f}" for p, m, f in fig4_series(wc)),
-        title=f"Pair GIs of class(es) {config['lines']['pairs']['classes']}, {config['figures']['arch']}",
+        series=lambda wc: series_args(fig4_series(wc)),
+        title=f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-gi-density {params.series} --title '{params.title}' --out {output.figure} > {log} 2>&1"
+        DENSITY_SHELL
+
+
+rule plot_gi_triangles_by_dim:
+    input:
+        gi=lambda wc: [path for _, _, path in fig5_series(wc)],
+        code=FIGURE_CODE,
+    output:
+        figure=report(
+            "results/figures/fig5_gi_triangles_by_dim.{fmt}",
+            caption="../report/fig5.rst",
+            category="Generalization intervals",
+            subcategory="Input dimension",
+        ),
+    params:
+        series=lambda wc: series_args(fig5_series(wc)),
+        title=f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}",
+    log:
+        "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
+    conda:
+        ENV
+    shell:
+        DENSITY_SHELL
+
+
+rule plot_gi_pairs_by_arch:
+    input:
+        gi=lambda wc: [path for _, _, path in fig6_series(wc)],
+        code=FIGURE_CODE,
+    output:
+        figure=report(
+            "results/figures/fig6_gi_pairs_by_arch.{fmt}",
+            caption="../report/fig6.rst",
+            category="Generalization intervals",
+            subcategory="Architecture",
+        ),
+    params:
+        series=lambda wc: series_args(fig6_series(wc)),
+        title=lambda wc: (
+            f"Pair GIs of {config['models']['compare_at']['dataset']} {config['models']['compare_at']['dim']}"
+            f"×{config['models']['compare_at']['dim']} "
+            f"{classes_title(config['models']['compare_at']['dataset'], 'pairs')}, by architecture"
+        ),
+    log:
+        "logs/figures/fig6_gi_pairs_by_arch_{fmt}.log",
+    conda:
+        ENV
+    shell:
+        DENSITY_SHELL
+
+
+rule plot_gi_cifar10_pairs:
+    input:
+        gi=lambda wc: [path for _, _, path in fig7_series(wc)],
+        code=FIGURE_CODE,
+    output:
+        figure=report(
+            "results/figures/fig7_gi_cifar10_pairs.{fmt}",
+            caption="../report/fig7.rst",
+            category="Generalization intervals",
+            subcategory="CIFAR-10",
+        ),
+    params:
+        series=lambda wc: series_args(fig7_series(wc)),
+        title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}",
+    log:
+        "logs/figures/fig7_gi_cifar10_pairs_{fmt}.log",
+    conda:
+        ENV
+    shell:
+        DENSITY_SHELL
+
+
+rule plot_gi_moons_pairs:
+    input:
+        gi=lambda wc: [path for _, _, path in fig8_series(wc)],
+        code=FIGURE_CODE,
+    output:
+        figure=report(
+            "results/figures/fig8_gi_moons_pairs.{fmt}",
+            caption="../report/fig8.rst",
+            category="Generalization intervals",
+            subcategory="Two moons",
+        ),
+    params:
+        series=lambda wc: series_args(fig8_series(wc)),
+        title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}",
+    log:
+        "logs/figures/fig8_gi_moons_pairs_{fmt}.log",
+    conda:
+        ENV
+    shell:
+        DENSITY_SHELL
+
+
+rule plot_gi_families:
+    input:
+        gi=lambda wc: [path for _, _, path in families_series(wc)],
+        code=FIGURE_CODE,
+    output:
+        figure=report(
+            "results/figures/gi_families_{dataset}_d{dim}.{fmt}",
+            caption="../report/gi_families.rst",
+            category="Generalization intervals",
+            subcategory="Line families",
+        ),
+    params:
+        series=lambda wc: series_args(families_series(wc)),
+        title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}",
+    log:
+        "logs/figures/gi_families_{dataset}_d{dim}_{fmt}.log",
+    conda:
+        ENV
+    shell:
+        DENSITY_SHELL

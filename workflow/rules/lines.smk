@@ -1,11 +1,12 @@
+# One Parquet of lines per family, dataset, dimension, label mode and seed (see gisweep.lines).
 rule sample_pairs:
     input:
         data="results/{dataset}/d{dim}/data.parquet",
-        code=code("lines", "data", "io"),
+        code=code("lines", "directions", "data", "io"),
     output:
         lines="results/{dataset}/d{dim}/{labels}/s{seed}/lines_pairs.parquet",
     params:
-        classes=" ".join(str(c) for c in config["lines"]["pairs"]["classes"]),
+        classes=lambda wc: line_classes(wc.dataset, "pairs"),
         t_min=config["lines"]["pairs"]["t_min"],
         t_max=config["lines"]["pairs"]["t_max"],
     log:
@@ -16,3 +17,20 @@ rule sample_pairs:
         "python -m gisweep sample-pairs --data {input.data} --labels {wildcards.labels} --seed {wildcards.seed}"
         " --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max} --out {output.lines}"
         " > {log} 2>&1"
+
+
+rule sample_lines:
+    input:
+        data="results/{dataset}/d{dim}/data.parquet",
+        code=code("lines", "directions", "data", "io"),
+    output:
+        lines="results/{dataset}/d{dim}/{labels}/s{seed}/lines_{family,diffpairs|triangles|random|pc1|minor|perp}.parquet",
+    params:
+        args=line_args,
+    log:
+        "logs/sample_lines/{dataset}_d{dim}_{labels}_s{seed}_{family}.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep sample-lines --data {input.data} --family {wildcards.family} --labels {wildcards.labels}"
+        " --seed {wildcards.seed} {params.args} --out {output.lines} > {log} 2>&1"

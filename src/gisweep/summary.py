@@ -1,0 +1,138 @@
+"""The summary table: one row per GI file (dataset, dim, arch, label mode, seed, line family).
+
+Columns: the six keys, then `lines`, `gi_mean`, `gi_median`, `gi_std` (sample, ddof=1), `gi_q25`,
+`gi_q75`, `gi_iqr`, `full_range` (fraction of lines whose GI spans their whole range t_max - t_min),
+`pieces_mean`, the model's final `train_acc`, `val_acc`, `epochs` and `converged` (last row of the
+history.parquet beside the GI file and its provenance), and `ks_real_random`, `ks_pvalue`: the
+two-sample Kolmogorov-Smirnov statistic (scipy.stats.ks_2samp) between the GIs of the real-label
+and the random-label model with the same dataset, dim, arch, seed and family (the same value on
+both rows; NaN when one of the two is missing).
+
+The keys come from the GI file's path, results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/gi_{family}.parquet.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import ks_2samp
+
+from gisweep import GisweepError
+from gisweep.io import atomic_path, provenance, read_parquet, read_provenance, write_parquet
+
+KEYS = ["dataset", "dim", "arch", "labels", "seed", "family"]
+PATH_PATTERN = re.compile(
+    r"(?P<dataset>[a-z0-9_]+)/d(?P<dim>[0-9]+)/(?P<arch>[1-9][0-9]*x[1-9][0-9]*)/(?P<labels>real|random)"
+    r"/s(?P<seed>[0-9]+)/gi_(?P<family>[a-z0-9]+)\.parquet$"
+)
+FULL_RANGE_TOL = 1e-12  # relative: a GI within this of t_max - t_min spans the whole range
+
+
+def run_keys(path) -> dict:
+    """dataset, dim, arch, labels, seed, family from a GI file's path."""
+    m = PATH_PATTERN.search(Path(path).as_posix())
+    if not m:
+        raise GisweepError(f"{path}: not a GI file path of the form "
+                           "results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/gi_{family}.parquet")
+    keys = m.groupdict()
+    keys["dim"], keys["seed"] = int(keys["dim"]), int(keys["seed"])
+    return keys
+
+
+def gi_stats(df: pd.DataFrame) -> dict:
+    """Statistics of one GI table (columns gi, t_min, t_max, pieces)."""
+    gi = df["gi"].to_numpy(np.float64)
+    if len(gi) == 0:
+        return dict(lines=0, gi_mean=np.nan, gi_median=np.nan, gi_std=np.nan, gi_q25=np.nan, gi_q75=np.nan,
+                    gi_iqr=np.nan, full_range=np.nan, pieces_mean=np.nan)
+    q25, q75 = np.quantile(gi, [0.25, 0.75])
+    span = (df["t_max"] - df["t_min"]).to_numpy(np.float64)
+    return dict(
+        lines=len(gi), gi_mean=gi.mean(), gi_median=float(np.median(gi)),
+        gi_std=gi.std(ddof=1) if len(gi) > 1 else np.nan, gi_q25=q25, gi_q75=q75, gi_iqr=q75 - q25,
+        full_range=float(np.mean(gi >= span * (1 - FULL_RANGE_TOL))), pieces_mean=df["pieces"].mean(),
+    )
+
+
+def final_training(history_path) -> dict:
+    """Final train/validation accuracy, epochs and convergence of a model, from its history.parquet."""
+    hist = read_parquet(history_path, required=["epoch", "train_acc", "val_acc"])
+    if hist.empty:
+        raise GisweepError(f"{history_path}: the training history is empty")
+    last = hist.iloc[-1]
+    converged = read_provenance(history_path).get("converged")
+    return dict(train_acc=float(last.train_acc), val_acc=float(last.val_acc), epochs=int(last.epoch),
+                converged=bool(converged) if converged is not None else None)
+
+
+def gi_summary(gi_paths, history_paths=None) -> pd.DataFrame:
+    """The summary table of the given GI files; histories default to history.parquet beside each."""
+    gi_paths = [Path(p) for p in gi_paths]
+    if not gi_paths:
+        raise GisweepError("no GI files to summarise")
+    if history_paths is None:
+        history_paths = [p.parent / "history.parquet" for p in gi_paths]
+    if len(history_paths) != len(gi_paths):
+        raise GisweepError(f"{len(gi_paths)} GI files but {len(history_paths)} histories")
+    rows, values = [], {}
+    for path, hist in zip(gi_paths, history_paths):
+        keys = run_keys(path)
+        key = tuple(keys[k] for k in KEYS)
+        if key in values:
+            raise GisweepError(f"{path}: the same run and family is listed twice")
+        df = read_parquet(path, required=["gi", "t_min", "t_max", "pieces"])
+        if not np.isfinite(df["gi"].to_numpy(np.float64)).all():
+            raise GisweepError(f"{path}: column 'gi' has non-finite values")
+        values[key] = df["gi"].to_numpy(np.float64)
+        rows.append({**keys, **gi_stats(df), **final_training(hist)})
+    table = pd.DataFrame(rows)
+    ks, pv = np.full(len(table), np.nan), np.full(len(table), np.nan)
+    for n, row in table.iterrows():
+        other = "random" if row["labels"] == "real" else "real"
+        a = values[tuple(row[k] for k in KEYS)]
+        b = values.get(tuple(other if k == "labels" else row[k] for k in KEYS))
+        if b is not None and len(a) and len(b):
+            real, rand = (a, b) if row["labels"] == "real" else (b, a)
+            res = ks_2samp(real, rand)
+            ks[n], pv[n] = res.statistic, res.pvalue
+    table["ks_real_random"], table["ks_pvalue"] = ks, pv
+    order = {"real": 0, "random": 1}  # real before random within a run
+    return table.sort_values(KEYS, key=lambda col: col.map(order) if col.name == "labels" else col,
+                             kind="stable").reset_index(drop=True)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A plain Markdown table (no extra dependency), numbers rounded for reading."""
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if np.isnan(v) else f"{v:.4g}"
+        return str(v)
+
+    cols = list(table.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(gi_paths, out, markdown=None, csv=None) -> pd.DataFrame:
+    table = gi_summary(gi_paths)
+    write_parquet(table, out, provenance(stage="gi_summary", files=[str(p) for p in gi_paths]))
+    if markdown:
+        with atomic_path(markdown) as tmp:
+            Path(tmp).write_text(to_markdown(table))
+    if csv:
+        with atomic_path(csv) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+    print(to_markdown(table))
+    return table
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("gi-summary", help="summary table of GI files (per run and family, with real-vs-random KS)")
+    p.add_argument("--gi", nargs="+", required=True, help="gi_{family}.parquet files under results/")
+    p.add_argument("--out", required=True, help="Parquet table")
+    p.add_argument("--markdown", default=None)
+    p.add_argument("--csv", default=None)
+    p.set_defaults(func=lambda a: write_summary(a.gi, a.out, a.markdown, a.csv))

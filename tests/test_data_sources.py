@@ -1,0 +1,104 @@
+"""The data stage on CIFAR-10, full MNIST (tiny files in the official formats, made here) and two moons,
+and the workflow's clear error when a configured source directory is missing."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gisweep import GisweepError
+from gisweep.cli import main
+from gisweep.data import load_table, prepare_data
+from gisweep.datasets import average_pool
+from test_datasets import write_cifar, write_mnist
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def balanced_labels(rng, n_per_class):
+    return rng.permutation(np.repeat(np.arange(10), n_per_class))
+
+
+def test_cifar10_to_data_table(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = write_cifar(tmp_path / "cifar", rng, sizes=(6, 6, 6, 6, 6), n_test=4)
+    # rewrite the labels so every class has 3 training images
+    labels = balanced_labels(rng, 3)
+    for b in range(5):
+        path = tmp_path / "cifar" / f"data_batch_{b + 1}"
+        batch = pickle.loads(path.read_bytes(), encoding="bytes")
+        batch[b"labels"] = [int(v) for v in labels[6 * b:6 * b + 6]]
+        path.write_bytes(pickle.dumps(batch, protocol=2))
+    for dim, features in ((32, 3072), (16, 768)):
+        out = tmp_path / f"d{dim}.parquet"
+        prepare_data("cifar10", dim, out, seed=1, train_per_class=2, source_dir=str(tmp_path / "cifar"))
+        x, y, xt, yt = load_table(out)
+        assert x.shape == (20, features) and xt.shape == (4, features)
+        assert np.bincount(y).tolist() == [2] * 10
+        np.testing.assert_array_equal(yt, parts["test_y"])  # validation: the official test batch
+        expected = parts["test_x"].astype(np.float64) if dim == 32 else average_pool(parts["test_x"], dim)
+        np.testing.assert_allclose(xt, (expected.reshape(4, -1) / 255).astype(np.float32), rtol=1e-6)
+
+
+def test_mnist_idx_to_data_table(tmp_path):
+    rng = np.random.default_rng(1)
+    write_mnist(tmp_path / "mnist", rng, n_train=40, n_test=5)
+    # labels balanced by rewriting the labels file in the official layout
+    from test_datasets import idx_labels_bytes
+    (tmp_path / "mnist" / "train-labels-idx1-ubyte").write_bytes(idx_labels_bytes(balanced_labels(rng, 4)))
+    out = tmp_path / "d7.parquet"
+    assert main(["prepare-data", "--dataset", "mnist_idx", "--dim", "7", "--train-per-class", "3",
+                 "--source-dir", str(tmp_path / "mnist"), "--out", str(out)]) == 0
+    x, y, xt, _ = load_table(out)
+    assert x.shape == (30, 49) and xt.shape == (5, 49) and 0 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "mnist_idx"])
+def test_missing_or_malformed_directory(tmp_path, dataset, capsys):
+    with pytest.raises(GisweepError, match="nowhere.*does not exist"):
+        prepare_data(dataset, 7 if dataset == "mnist_idx" else 32, tmp_path / "o.parquet",
+                     source_dir=str(tmp_path / "nowhere"))
+    with pytest.raises(GisweepError, match=f"datasets.{dataset}.dir"):
+        prepare_data(dataset, 28, tmp_path / "o.parquet", source_dir=None)
+    bad = tmp_path / "bad"
+    if dataset == "cifar10":
+        write_cifar(bad, np.random.default_rng(2))
+        (bad / "test_batch").write_bytes(b"not a pickle")
+        name = "test_batch"
+    else:
+        write_mnist(bad, np.random.default_rng(2))
+        (bad / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00")
+        name = "t10k-images-idx3-ubyte"
+    rc = main(["prepare-data", "--dataset", dataset, "--dim", "8" if dataset == "cifar10" else "7",
+               "--source-dir", str(bad), "--out", str(tmp_path / "o.parquet")])
+    err = capsys.readouterr().err
+    assert rc == 2 and name in err and not (tmp_path / "o.parquet").exists()
+
+
+def test_moons_table(tmp_path):
+    out = tmp_path / "moons.parquet"
+    prepare_data("moons", 2, out, seed=3, moons={"n_train": 300, "n_test": 100, "noise": 0.2, "seed": 3})
+    x, y, xt, yt = load_table(out)
+    assert x.shape == (300, 2) and xt.shape == (100, 2)
+    assert np.bincount(y).tolist() == [150, 150] and np.bincount(yt).tolist() == [50, 50]
+    again = tmp_path / "again.parquet"
+    prepare_data("moons", 2, again, seed=3, moons={"n_train": 300, "n_test": 100, "noise": 0.2, "seed": 3})
+    np.testing.assert_array_equal(load_table(again)[0], x)
+    with pytest.raises(GisweepError, match="dim must be 2"):
+        prepare_data("moons", 28, tmp_path / "x.parquet", moons={})
+
+
+def test_workflow_names_missing_cifar_dir(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text((ROOT / "tests/configs/tiny.yaml").read_text()
+                      + "\n# appended by the test\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-s", str(ROOT / "Snakefile"), "--configfile", str(config),
+         "--directory", str(tmp_path), "--config", f"datasets={{cifar10: {{dir: {tmp_path / 'nowhere'}}}}}"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "datasets.cifar10.dir" in proc.stdout + proc.stderr and "nowhere" in proc.stdout + proc.stderr

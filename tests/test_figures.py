@@ -1,0 +1,70 @@
+"""Figure functions (gisweep.figures) write image files and fail clearly on bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gisweep import GisweepError
+from gisweep.cli import main
+from gisweep.figures import gi_density_panels
+from gisweep.io import write_parquet
+
+
+def gi_file(path, gi, t_min=-1.0, t_max=2.0):
+    write_parquet(pd.DataFrame({"gi": np.asarray(gi, float), "t_min": t_min, "t_max": t_max}), path)
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    return {
+        "real": gi_file(tmp_path / "real.parquet", np.r_[np.full(10, 3.0), rng.uniform(0, 3, 30)]),
+        "random": gi_file(tmp_path / "random.parquet", rng.uniform(0, 3, 40)),
+        "tri": gi_file(tmp_path / "tri.parquet", rng.uniform(0, 5, 20), -2, 3),
+        "const": gi_file(tmp_path / "const.parquet", np.full(5, 1.5)),
+    }
+
+
+@pytest.mark.parametrize("fmt, magic", [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_density_figure_written(tmp_path, files, fmt, magic):
+    out = tmp_path / "figs" / f"f.{fmt}"
+    stats = gi_density_panels([("28×28", "real", files["real"]), ("28×28", "random", files["random"]),
+                               ("triangles", "real", files["tri"]), ("const", "real", files["const"])], out, "t")
+    assert out.read_bytes().startswith(magic)
+    assert not list(out.parent.glob(".*tmp"))  # written atomically, no leftovers
+    real = stats[(stats.panel == "28×28") & (stats.labels == "real")].iloc[0]
+    ref = pd.read_parquet(files["real"]).gi
+    assert real.lines == 40 and real["mean"] == pytest.approx(ref.mean()) and real.full_range == pytest.approx(0.25)
+    assert stats[stats.panel == "triangles"].full_range.iloc[0] == pytest.approx(np.mean(pd.read_parquet(files["tri"]).gi >= 5))
+
+
+def test_density_bad_input(tmp_path, files):
+    out = tmp_path / "f.png"
+    with pytest.raises(GisweepError, match="no GI files"):
+        gi_density_panels([], out)
+    with pytest.raises(GisweepError, match="missing.parquet: file not found"):
+        gi_density_panels([("a", "real", str(tmp_path / "missing.parquet"))], out)
+    empty = gi_file(tmp_path / "empty.parquet", [])
+    with pytest.raises(GisweepError, match="empty.parquet: no lines"):
+        gi_density_panels([("a", "real", empty)], out)
+    nan = gi_file(tmp_path / "nan.parquet", [1.0, np.inf])
+    with pytest.raises(GisweepError, match="nan.parquet: non-finite"):
+        gi_density_panels([("a", "real", nan)], out)
+    write_parquet(pd.DataFrame({"x": [1.0]}), tmp_path / "wrong.parquet")
+    with pytest.raises(GisweepError, match=r"missing column\(s\)"):
+        gi_density_panels([("a", "real", str(tmp_path / "wrong.parquet"))], out)
+    with pytest.raises(GisweepError, match="expected \\(panel, label mode, GI file\\)"):
+        gi_density_panels([("a", files["real"])], out)
+    assert not out.exists()
+
+
+def test_cli(tmp_path, files, capsys):
+    out = tmp_path / "cli.png"
+    assert main(["plot-gi-density", "--series", "p", "real", files["real"], "--series", "p", "random",
+                 files["random"], "--title", "x", "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000 and "real" in capsys.readouterr().out
+    assert main(["plot-gi-density", "--series", "p", "real", str(tmp_path / "nope.parquet"), "--out",
+                 str(tmp_path / "n.png")]) == 2
+    assert not (tmp_path / "n.png").exists()
