@@ -4,8 +4,9 @@ Needs root and Debian/Ubuntu packages (installed on first use); skipped otherwis
 GISWEEP_REQUIRE_SLURM=1 (CI), which turns a missing SLURM into an error.
 Run alone: python -m pytest tests/test_slurm.py -q -s   (-s prints the measured times)
 Environment: GISWEEP_SLURM_POLL (first status check, s; default 15), GISWEEP_TINY_CONFIG
-(config of the real-workflow test; default tests/configs/tiny.yaml), GISWEEP_SLURM_KEEP=1
-(keep the cluster's directory with its logs).
+(config of the real-workflow test; default tests/configs/tiny.yaml), GISWEEP_SLURM_TARGETS
+(its targets, space-separated; default the MNIST pair-GI figure and all it needs, `all` for
+every default target), GISWEEP_SLURM_KEEP=1 (keep the cluster's directory with its logs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TINY_CONFIG, assert_same_results, copy_project, local_env, project_args  # noqa: E402
 from slurm_cluster import slurm  # noqa: E402,F401  (session fixture)
 
 pytestmark = pytest.mark.slurm
@@ -199,7 +201,11 @@ def test_teardown_leaves_no_process(slurm):
 
 
 SNAKEFILE = REPO / "Snakefile"
-TINY_CONFIG = Path(os.environ.get("GISWEEP_TINY_CONFIG", REPO / "tests" / "configs" / "tiny.yaml"))
+# What the real-workflow test builds. The default slice crosses every kind of stage (data, two
+# trainings, lines, GI sweeps, a figure; 8 jobs, 3 of them GPU-capable) at a cost CI can afford:
+# each SLURM job costs two snakemake start-ups plus status polling, and the whole tiny config is
+# ~75 jobs.
+SLURM_TARGETS = os.environ.get("GISWEEP_SLURM_TARGETS", "results/figures/fig4_gi_pairs_by_dim.png").split()
 
 
 def _seconds(stamp: str) -> float:
@@ -227,26 +233,24 @@ def rule_headers(log_text: str) -> list[tuple[str, str]]:
     not (SNAKEFILE.exists() and TINY_CONFIG.exists()), reason="needs the Snakefile and tests/configs/tiny.yaml"
 )
 def test_real_workflow_through_slurm_equals_local_run(slurm, tmp_path):
-    """The real workflow on the tiny config: once through SLURM (slurm profile), once locally
-    (default profile, --cores 2), at the same time. Every job of the SLURM run but the local
-    rules went through sbatch and completed there, and both runs write the same Parquet tables."""
-    import pandas as pd
-
-    common = ["-s", str(SNAKEFILE), "--configfile", str(TINY_CONFIG)]
-    slurm_dir, local_dir = tmp_path / "slurm", tmp_path / "local"
-    slurm_dir.mkdir()
-    local_dir.mkdir()
+    """The real workflow on the tiny config (SLURM_TARGETS): once through SLURM (slurm profile),
+    once locally (default profile, --cores 2), at the same time. Every job of the SLURM run but
+    the local rules went through sbatch and completed there, and both runs write the same Parquet
+    tables and model weights (tests/conftest.py: assert_same_results)."""
+    # each run in its own snapshot of the project: edits to the checkout while the test runs
+    # (or between the two runs' jobs) cannot make the two runs differ
+    slurm_dir = copy_project(tmp_path / "slurm")
+    local_dir = copy_project(tmp_path / "local")
     seen_before = {j["JobId"] for j in slurm.completed_jobs()}
     start = time.monotonic()
-    local_env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     local = start_snakemake(
-        ["--profile", str(REPO / "workflow" / "profiles" / "default"), "--cores", "2", *common,
-         "--directory", str(local_dir)],
-        env=local_env, cwd=local_dir, log=tmp_path / "local.log",
+        ["--profile", str(REPO / "workflow" / "profiles" / "default"), "--cores", "2",
+         *project_args(local_dir), *SLURM_TARGETS],
+        env=local_env(), cwd=local_dir, log=tmp_path / "local.log",
     )  # fmt: skip
     try:
         rc, slurm_log = run_snakemake(
-            ["--profile", str(SLURM_PROFILE), *POLL, *common, "--directory", str(slurm_dir)],
+            ["--profile", str(SLURM_PROFILE), *POLL, *project_args(slurm_dir), *SLURM_TARGETS],
             env=slurm.env, cwd=slurm_dir, timeout=420, log=tmp_path / "slurm.log", cluster=slurm,
         )  # fmt: skip
         slurm_s = time.monotonic() - start
@@ -275,11 +279,6 @@ def test_real_workflow_through_slurm_equals_local_run(slurm, tmp_path):
         f" {len(local_jobs)} jobs locally in {local_s:.0f} s (both at the same time)"
     )
 
-    # the same Parquet tables, bit for bit
-    tables = sorted(p.relative_to(local_dir) for p in local_dir.glob("results/**/*.parquet"))
-    assert tables, "the tiny config produced no Parquet output"
-    assert sorted(p.relative_to(slurm_dir) for p in slurm_dir.glob("results/**/*.parquet")) == tables
-    for rel in tables:
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(slurm_dir / rel), pd.read_parquet(local_dir / rel), check_exact=True, obj=str(rel)
-        )
+    # the same Parquet tables (contents and provenance) and the same model weights, bit for bit
+    counts = assert_same_results(local_dir, slurm_dir)
+    print(f"identical outputs: {counts}")

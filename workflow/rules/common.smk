@@ -12,7 +12,8 @@ ENV = "../../envs/gisweep.yaml"
 
 def code(*modules):
     """Source files of the package modules a job runs; editing one re-runs those jobs and their dependents."""
-    return [str(SRC / "gisweep" / f"{m}.py") for m in modules]
+    # relative to the working directory, so a moved checkout does not look like changed inputs
+    return [os.path.relpath(SRC / "gisweep" / f"{m}.py") for m in modules]
 
 
 def data_file(dataset, dim):

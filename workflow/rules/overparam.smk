@@ -56,7 +56,12 @@ rule plot_polynomial_boundaries:
         curves="results/overparam/polynomial_curves.parquet",
         code=code("polynomial", "io"),
     output:
-        png="results/figures/overparam_polynomial_boundaries.png",
+        png=report(
+            "results/figures/overparam_polynomial_boundaries.png",
+            caption="../report/overparam_polynomial.rst",
+            category="Inside vs outside the hull",
+            subcategory="Polynomial decision boundary",
+        ),
     log:
         "logs/overparam/plot_polynomial_boundaries.log",
     conda:
@@ -71,7 +76,12 @@ rule plot_polynomial_disagreement:
         metrics="results/overparam/polynomial_metrics.parquet",
         code=code("polynomial", "io"),
     output:
-        png="results/figures/overparam_polynomial_disagreement.png",
+        png=report(
+            "results/figures/overparam_polynomial_disagreement.png",
+            caption="../report/overparam_polynomial.rst",
+            category="Inside vs outside the hull",
+            subcategory="Polynomial decision boundary",
+        ),
     log:
         "logs/overparam/plot_polynomial_disagreement.log",
     conda:
@@ -86,7 +96,12 @@ rule plot_network_regions:
         regions="results/overparam/network_regions.parquet",
         code=code("overparam", "io"),
     output:
-        png="results/figures/overparam_network_regions.png",
+        png=report(
+            "results/figures/overparam_network_regions.png",
+            caption="../report/overparam_network.rst",
+            category="Inside vs outside the hull",
+            subcategory="ReLU networks",
+        ),
     log:
         "logs/overparam/plot_network_regions.log",
     conda:
@@ -101,7 +116,12 @@ rule plot_network_disagreement:
         metrics="results/overparam/network_metrics.parquet",
         code=code("overparam", "io"),
     output:
-        png="results/figures/overparam_network_disagreement.png",
+        png=report(
+            "results/figures/overparam_network_disagreement.png",
+            caption="../report/overparam_network.rst",
+            category="Inside vs outside the hull",
+            subcategory="ReLU networks",
+        ),
     log:
         "logs/overparam/plot_network_disagreement.log",
     conda:
