@@ -29,9 +29,9 @@ from gisweep.data import load_table, training_labels
 from gisweep.gi import exact_intervals
 from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
 from gisweep.lines import materialize, same_class_pairs
-from gisweep.models import build_mlp, load_record, save_model
-from gisweep.runtime import pick_device, pick_dtype, seed_everything
-from gisweep.train import accuracy, fit
+from gisweep.models import load_record, save_model
+from gisweep.runtime import pick_device, pick_dtype
+from gisweep.train import accuracy, add_training_args, fit, start_model, training_args
 
 DYNAMICS_COLUMNS = ["epoch", "train_acc", "val_acc", "train_loss", "lines", "mean_gi", "median_gi", "std_gi",
                     "full_range", "anchor_correct", "mean_pieces", "final"]
@@ -63,10 +63,7 @@ def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epoch
     # --- the train stage's set-up, step by step (gisweep.train.train) ---
     x_tr, y_true, x_val, y_val = load_table(data_path)
     y_tr = training_labels(y_true, labels, seed)
-    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
-    gen = seed_everything(seed)
-    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
-    as_t = lambda a, dt_=torch.float32: torch.as_tensor(a, dtype=dt_, device=dev)  # noqa: E731
+    model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     xt, yt, xv, yv = as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long)
     # --- the lines: same-class pairs under the training labels ---
     lines = same_class_pairs(y_tr, list(classes), t_min, t_max)
@@ -197,23 +194,16 @@ def register_cli(sub) -> None:
     p.add_argument("--classes", type=int, nargs="+", default=[5])
     p.add_argument("--t-min", type=float, default=-1.0)
     p.add_argument("--t-max", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=2000)
-    p.add_argument("--init-scale", type=float, default=0.05)
-    p.add_argument("--device", default="auto")
+    add_training_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--memory-mb", type=float, default=1024.0)
-    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--reference-model", default=None, help="model.pt the retrained network must equal")
     p.add_argument("--out-model", default=None)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: gi_during_training(
         a.data, a.out, arch=a.arch, seed=a.seed, checkpoint_epochs=a.checkpoint_epochs, classes=a.classes,
-        t_min=a.t_min, t_max=a.t_max, labels=a.labels, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size,
-        max_epochs=a.max_epochs, init_scale=a.init_scale, device=a.device, dtype=a.dtype,
-        memory_mb=a.memory_mb, threads=a.threads, reference_model=a.reference_model, out_model=a.out_model))
+        t_min=a.t_min, t_max=a.t_max, labels=a.labels, dtype=a.dtype, memory_mb=a.memory_mb,
+        reference_model=a.reference_model, out_model=a.out_model, **training_args(a)))
 
     p = sub.add_parser("plot-gi-vs-accuracy", help="figure 9 and the GI/accuracy correlation table")
     p.add_argument("--dynamics", required=True)

@@ -31,9 +31,9 @@ from gisweep.data import load_table
 from gisweep.gi import exact_intervals
 from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
 from gisweep.lines import materialize, same_class_pairs
-from gisweep.models import build_mlp, save_model
-from gisweep.runtime import pick_device, pick_dtype, seed_everything
-from gisweep.train import fit
+from gisweep.models import save_model
+from gisweep.runtime import pick_device, pick_dtype
+from gisweep.train import add_training_args, fit, start_model, training_args
 
 RUN_COLUMNS = ["percent", "seed", "n_train", "randomized", "changed", "epochs", "converged", "train_acc",
                "train_acc_true", "val_acc", "lines", "mean_gi", "median_gi", "std_gi", "full_range", "mean_pieces"]
@@ -72,10 +72,7 @@ def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed
     # the train stage's set-up (gisweep.train.train), with the fraction's labels
     x_tr, y_true, x_val, y_val = load_table(data_path)
     y_tr, mask = fraction_labels(y_true, percent / 100, seed)
-    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
-    gen = seed_everything(seed)
-    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
-    as_t = lambda a, dt_=torch.float32: torch.as_tensor(a, dtype=dt_, device=dev)  # noqa: E731
+    model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     xt, yt, xv, yv = as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long)
     history, converged = fit(model, xt, yt, xv, yv, lr=lr, momentum=momentum, batch_size=batch_size,
                              max_epochs=max_epochs, seed=seed)
@@ -184,21 +181,14 @@ def register_cli(sub) -> None:
     p.add_argument("--classes", type=int, nargs="+", default=[5])
     p.add_argument("--t-min", type=float, default=-1.0)
     p.add_argument("--t-max", type=float, default=2.0)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=2000)
-    p.add_argument("--init-scale", type=float, default=0.05)
-    p.add_argument("--device", default="auto")
+    add_training_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--memory-mb", type=float, default=1024.0)
-    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out-model", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: fraction_run(
         a.data, a.out_model, a.out, percent=a.percent, arch=a.arch, seed=a.seed, classes=a.classes, t_min=a.t_min,
-        t_max=a.t_max, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
-        init_scale=a.init_scale, device=a.device, dtype=a.dtype, memory_mb=a.memory_mb, threads=a.threads))
+        t_max=a.t_max, dtype=a.dtype, memory_mb=a.memory_mb, **training_args(a)))
 
     p = sub.add_parser("label-fractions-table", help="gather label-fraction runs into one table")
     p.add_argument("--runs", nargs="+", required=True)

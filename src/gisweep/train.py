@@ -64,6 +64,20 @@ def fit(model, x, y, x_val, y_val, *, lr, momentum, batch_size, max_epochs, seed
     return pd.DataFrame(rows), converged
 
 
+def start_model(x_tr, y_true, y_val, *, arch: str, seed: int, init_scale: float, dev):
+    """The freshly initialised model and the float32/long tensors it trains on, exactly as every
+    training stage sets them up (so the same seed gives the same network in each).
+
+    x_tr [n, F] float32, y_true [n] true training labels, y_val [m] (the class count comes from the true
+    labels); returns (model, n_classes, as_tensor), as_tensor(a, dtype=float32) putting a on the device.
+    """
+    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
+    gen = seed_everything(seed)
+    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
+    as_t = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)  # noqa: E731
+    return model, n_classes, as_t
+
+
 def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: int, lr: float = 0.01,
           momentum: float = 0.9, batch_size: int = 32, max_epochs: int = 2000, init_scale: float = 0.05,
           device: str = "auto", threads: int | None = None) -> None:
@@ -72,10 +86,7 @@ def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: in
     dev = pick_device(device)
     x_tr, y_true, x_val, y_val = load_table(data_path)
     y_tr = training_labels(y_true, labels, seed)
-    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
-    gen = seed_everything(seed)
-    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
-    as_t = lambda a, dt=torch.float32: torch.as_tensor(a, dtype=dt, device=dev)  # noqa: E731
+    model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     history, converged = fit(
         model, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long),
         lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, seed=seed)
@@ -91,12 +102,8 @@ def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: in
               f"{last.train_acc:.4f} < 100%; the model is saved with converged=False", file=sys.stderr)
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("train", help="train an MLP on real or permuted labels")
-    p.add_argument("--data", required=True)
-    p.add_argument("--arch", required=True, help="LAYERSxWIDTH, e.g. 3x128")
-    p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True)
+def add_training_args(p) -> None:
+    """The SGD and device options every training subcommand shares."""
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--batch-size", type=int, default=32)
@@ -104,9 +111,22 @@ def register_cli(sub) -> None:
     p.add_argument("--init-scale", type=float, default=0.05)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
+
+
+def training_args(a) -> dict:
+    """The options added by add_training_args, as keyword arguments."""
+    return dict(lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
+                init_scale=a.init_scale, device=a.device, threads=a.threads)
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("train", help="train an MLP on real or permuted labels")
+    p.add_argument("--data", required=True)
+    p.add_argument("--arch", required=True, help="LAYERSxWIDTH, e.g. 3x128")
+    p.add_argument("--labels", required=True, choices=["real", "random"])
+    p.add_argument("--seed", type=int, required=True)
+    add_training_args(p)
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-history", required=True)
     p.set_defaults(func=lambda a: train(
-        a.data, a.out_model, a.out_history, arch=a.arch, labels=a.labels, seed=a.seed, lr=a.lr,
-        momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs, init_scale=a.init_scale,
-        device=a.device, threads=a.threads))
+        a.data, a.out_model, a.out_history, arch=a.arch, labels=a.labels, seed=a.seed, **training_args(a)))
