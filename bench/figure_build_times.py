@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         for target, n, k, secs in rows:
             print(f"{target}: {n} jobs, {k} recorded, {secs:.0f} s summed")
     print(f"\nwhole run: first job start to last job end {(end - start) / 60:.1f} min, "
-          f"{sum(e - s for s, e in set(times.values())) / 60:.1f} min of job time over {len(set(times.values()))} jobs")
+          f"{sum(e - s for s, e in set(times.values())) / 60:.1f} min of job time summed over {len(set(times.values()))} job records")
     return 0
 
 
