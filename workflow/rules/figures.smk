@@ -17,7 +17,7 @@ rule plot_gi_pairs_by_dim:
         ),
     params:
         series=lambda wc: series_args(fig4_series(wc)),
-        title=f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}",
+        title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
     conda:
@@ -39,7 +39,7 @@ rule plot_gi_triangles_by_dim:
         ),
     params:
         series=lambda wc: series_args(fig5_series(wc)),
-        title=f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}",
+        title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
     conda:
