@@ -191,3 +191,21 @@ def test_unknown_architecture_is_named(arch):
         parse_arch(arch)
     with pytest.raises(GisweepError):
         build_mlp(arch, 4, 2)
+
+
+def test_optimizer_choice_and_dataset_override(tiny_run, tmp_path):
+    """--optimizer adam trains with Adam (a different network from SGD's, same seed), deterministically."""
+    out = {}
+    for name in ["sgd", "adam", "adam"]:
+        m, h = tmp_path / f"{name}{len(out)}.pt", tmp_path / f"{name}{len(out)}.parquet"
+        assert main(["train", "--data", str(tiny_run["data"]), "--arch", "1x8", "--labels", "real", "--seed", "0",
+                     "--optimizer", name, "--lr", "0.003", "--max-epochs", "3", "--device", "cpu", "--threads", "1",
+                     "--out-model", str(m), "--out-history", str(h)]) == 0
+        out[len(out)] = (load_model(m).state_dict(), read_provenance(h))
+    (sgd, p_sgd), (adam, p_adam), (adam2, _) = out[0], out[1], out[2]
+    assert p_sgd["optimizer"] == "sgd" and p_adam["optimizer"] == "adam"
+    assert not torch.equal(sgd["0.weight"], adam["0.weight"])
+    assert all(torch.equal(adam[k], adam2[k]) for k in adam)
+    from gisweep.train import make_optimizer
+    with pytest.raises(GisweepError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop", [torch.zeros(1, requires_grad=True)], 0.1, 0.9)

@@ -277,8 +277,12 @@ def test_interrupted_run_resumes_to_the_same_results(fig4_run, tmp_path):
         ("models", {"architectures": ["3by128"]}, ["'3by128' does not match", "['models']['architectures'][0]"]),
         ("models", {"architectures": ["1x16", "0x128"]}, ["'0x128' does not match", "['models']['architectures'][1]"]),
         ("modles", {"seeds": [0]}, ["'modles' was unexpected"]),
+        ("datasets", {"mnist": {"dims": [7], "train": {"optimiser": "adam"}}},
+         ["optimiser", "['datasets']['mnist']['train']"]),
+        ("train", {"optimizer": "rmsprop"}, ["'rmsprop' is not one of", "['train']['optimizer']"]),
     ],
-    ids=["unknown-key", "wrong-type", "arch-3by128", "arch-0x128", "misspelt-section"],
+    ids=["unknown-key", "wrong-type", "arch-3by128", "arch-0x128", "misspelt-section", "dataset-train-key",
+         "unknown-optimizer"],
 )
 def test_bad_config_fails_naming_the_key(tmp_path, section, value, expected):
     """A bad value in a config given with --configfile stops `snakemake -n` before planning, with

@@ -49,7 +49,7 @@ def same_weights(model: torch.nn.Module, reference_path) -> bool:
 
 def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epochs, classes=(5,),
                        t_min: float = -1.0, t_max: float = 2.0, labels: str = "real", lr: float = 0.01,
-                       momentum: float = 0.9, batch_size: int = 32, max_epochs: int = 2000,
+                       momentum: float = 0.9, optimizer: str = "sgd", batch_size: int = 32, max_epochs: int = 2000,
                        init_scale: float = 0.05, device: str = "auto", dtype: str = "float64",
                        memory_mb: float = 1024.0, threads: int | None = None, reference_model=None,
                        out_model=None) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epoch
         print(f"epoch {epoch}: train {rows[-1]['train_acc']:.4f}, val {rows[-1]['val_acc']:.4f}, "
               f"mean GI {rows[-1]['mean_gi']:.4f} over {len(res)} lines", file=sys.stderr, flush=True)
 
-    history, converged = fit(model, xt, yt, xv, yv, lr=lr, momentum=momentum, batch_size=batch_size,
+    history, converged = fit(model, xt, yt, xv, yv, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
                              max_epochs=max_epochs, seed=seed, checkpoint_epochs=checkpoint_epochs,
                              on_checkpoint=measure)
     last_epoch = int(history.epoch.iloc[-1]) if len(history) else 0
@@ -93,7 +93,7 @@ def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epoch
     rows[-1]["final"] = True
     df = pd.DataFrame(rows)[DYNAMICS_COLUMNS]
     same = None if reference_model is None else same_weights(model.cpu(), reference_model)
-    settings = dict(arch=arch, labels=labels, seed=seed, lr=lr, momentum=momentum, batch_size=batch_size,
+    settings = dict(arch=arch, labels=labels, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
                     max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
     meta = provenance(stage="gi_during_training", data=str(data_path), converged=converged, epochs=last_epoch,
                       classes=list(classes), t_min=t_min, t_max=t_max, dtype=dtype,

@@ -60,7 +60,7 @@ def fraction_labels(y_true: np.ndarray, fraction: float, seed: int) -> tuple[np.
 
 
 def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed: int, classes=(5,),
-                 t_min: float = -1.0, t_max: float = 2.0, lr: float = 0.01, momentum: float = 0.9,
+                 t_min: float = -1.0, t_max: float = 2.0, lr: float = 0.01, momentum: float = 0.9, optimizer: str = "sgd",
                  batch_size: int = 32, max_epochs: int = 2000, init_scale: float = 0.05, device: str = "auto",
                  dtype: str = "float64", memory_mb: float = 1024.0, threads: int | None = None) -> pd.DataFrame:
     """Train one model on labels randomised at `percent` %, measure pair GI; write model and a one-row table."""
@@ -74,7 +74,7 @@ def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed
     y_tr, mask = fraction_labels(y_true, percent / 100, seed)
     model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     xt, yt, xv, yv = as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long)
-    history, converged = fit(model, xt, yt, xv, yv, lr=lr, momentum=momentum, batch_size=batch_size,
+    history, converged = fit(model, xt, yt, xv, yv, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
                              max_epochs=max_epochs, seed=seed)
     model.eval()
     last = history.iloc[-1]
@@ -91,7 +91,7 @@ def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed
            "mean_pieces": res.pieces.mean()}
     df = pd.DataFrame([row])[RUN_COLUMNS]
     meta = provenance(stage="label_fraction_run", data=str(data_path), percent=percent, arch=arch, seed=seed,
-                      classes=list(classes), t_min=t_min, t_max=t_max, lr=lr, momentum=momentum,
+                      classes=list(classes), t_min=t_min, t_max=t_max, optimizer=optimizer, lr=lr, momentum=momentum,
                       batch_size=batch_size, max_epochs=max_epochs, init_scale=init_scale, device=str(dev),
                       converged=bool(converged), epochs=int(last.epoch))
     save_model(model.cpu(), out_model, arch=arch, in_features=x_tr.shape[1], n_classes=n_classes, meta=meta)

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
 from gisweep.io import provenance, write_parquet
 from gisweep.models import build_mlp, save_model
@@ -28,10 +29,22 @@ def accuracy(model, x, y, batch: int = 8192) -> float:
     return hits / max(len(x), 1)
 
 
-def fit(model, x, y, x_val, y_val, *, lr, momentum, batch_size, max_epochs, seed,
+OPTIMIZERS = ("sgd", "adam")
+
+
+def make_optimizer(name: str, params, lr: float, momentum: float):
+    """SGD with momentum (the paper's optimizer) or Adam (momentum unused)."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise GisweepError(f"unknown optimizer '{name}': expected one of {', '.join(OPTIMIZERS)}")
+
+
+def fit(model, x, y, x_val, y_val, *, lr, momentum, batch_size, max_epochs, seed, optimizer: str = "sgd",
         checkpoint_epochs=(), on_checkpoint=None, log_every: float = 5.0):
-    """SGD until training accuracy is 1.0 or max_epochs; returns (history DataFrame, converged)."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    """Minibatch training until training accuracy is 1.0 or max_epochs; returns (history DataFrame, converged)."""
+    opt = make_optimizer(optimizer, model.parameters(), lr, momentum)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     rows, converged, last_log, t0 = [], False, time.monotonic(), time.monotonic()
@@ -80,7 +93,7 @@ def start_model(x_tr, y_true, y_val, *, arch: str, seed: int, init_scale: float,
 
 def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: int, lr: float = 0.01,
           momentum: float = 0.9, batch_size: int = 32, max_epochs: int = 2000, init_scale: float = 0.05,
-          device: str = "auto", threads: int | None = None) -> None:
+          device: str = "auto", threads: int | None = None, optimizer: str = "sgd") -> None:
     if threads:
         torch.set_num_threads(threads)
     dev = pick_device(device)
@@ -89,9 +102,9 @@ def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: in
     model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     history, converged = fit(
         model, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long),
-        lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, seed=seed)
+        lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, seed=seed, optimizer=optimizer)
     last = history.iloc[-1]
-    settings = dict(arch=arch, labels=labels, seed=seed, lr=lr, momentum=momentum, batch_size=batch_size,
+    settings = dict(arch=arch, labels=labels, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
                     max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
     meta = provenance(stage="train", data=str(data_path), converged=converged, epochs=int(last.epoch), **settings)
     save_model(model.cpu(), out_model, arch=arch, in_features=x_tr.shape[1], n_classes=n_classes, meta=meta)
@@ -104,6 +117,7 @@ def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: in
 
 def add_training_args(p) -> None:
     """The SGD and device options every training subcommand shares."""
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--batch-size", type=int, default=32)
@@ -115,7 +129,7 @@ def add_training_args(p) -> None:
 
 def training_args(a) -> dict:
     """The options added by add_training_args, as keyword arguments."""
-    return dict(lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
+    return dict(optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
                 init_scale=a.init_scale, device=a.device, threads=a.threads)
 
 

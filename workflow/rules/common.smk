@@ -63,6 +63,17 @@ def data_args(wildcards):
     return ""
 
 
+def train_settings(dataset):
+    """Training settings of a dataset's models: config `train`, updated by `datasets.<dataset>.train`."""
+    return {**config["train"], **config["datasets"].get(dataset, {}).get("train", {})}
+
+
+def train_options(dataset, **overrides):
+    """The settings as `gisweep train` options, e.g. '--optimizer sgd --lr 0.01 ...'."""
+    settings = {**train_settings(dataset), **overrides}
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in sorted(settings.items()))
+
+
 def line_classes(dataset, family):
     """The (training) labels whose lines are measured: the dataset's `classes` if set, else the family's."""
     classes = config["datasets"][dataset].get("classes") or config["lines"][family]["classes"]

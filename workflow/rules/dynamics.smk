@@ -91,7 +91,7 @@ rule gi_during_training:
         device=config["device"],
         dtype=config["gi"]["dtype"],
         memory_mb=config["gi"]["memory_mb"],
-        **config["train"],
+        train=lambda wc: train_options(wc.dataset),
     threads: 1  # as the train rule: the same thread count keeps the retrained weights bit-identical
     resources:
         gpu=gpus(),
@@ -102,8 +102,7 @@ rule gi_during_training:
     shell:
         "python -m gisweep gi-during-training --data {input.data} --arch {wildcards.arch} --seed {wildcards.seed}"
         " --checkpoint-epochs {params.epochs} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
-        " --lr {params.lr} --momentum {params.momentum} --batch-size {params.batch_size}"
-        " --max-epochs {params.max_epochs} --init-scale {params.init_scale} --device {params.device}"
+        " {params.train} --device {params.device}"
         " --dtype {params.dtype} --memory-mb {params.memory_mb} --threads {threads}"
         " --reference-model {input.reference} --out {output.table} > {log} 2>&1"
 
@@ -145,11 +144,7 @@ rule label_fraction_run:
         classes=" ".join(str(c) for c in FRACTIONS["classes"]),
         t_min=FRACTIONS["t_min"],
         t_max=FRACTIONS["t_max"],
-        max_epochs=FRACTIONS["max_epochs"],
-        lr=config["train"]["lr"],
-        momentum=config["train"]["momentum"],
-        batch_size=config["train"]["batch_size"],
-        init_scale=config["train"]["init_scale"],
+        train=lambda wc: train_options(wc.dataset, max_epochs=FRACTIONS["max_epochs"]),
         device=config["device"],
         dtype=config["gi"]["dtype"],
         memory_mb=config["gi"]["memory_mb"],
@@ -163,8 +158,7 @@ rule label_fraction_run:
     shell:
         "python -m gisweep label-fraction-run --data {input.data} --percent {wildcards.pct} --arch {wildcards.arch}"
         " --seed {wildcards.seed} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
-        " --lr {params.lr} --momentum {params.momentum} --batch-size {params.batch_size}"
-        " --max-epochs {params.max_epochs} --init-scale {params.init_scale} --device {params.device}"
+        " {params.train} --device {params.device}"
         " --dtype {params.dtype} --memory-mb {params.memory_mb} --threads {threads}"
         " --out-model {output.model} --out {output.run} > {log} 2>&1"
 

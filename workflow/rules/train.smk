@@ -1,9 +1,7 @@
 # One rule per label mode, so a user can ask for (or re-run) just the real- or random-label models.
 TRAIN_SHELL = (
     "python -m gisweep train --data {input.data} --arch {wildcards.arch} --labels {params.labels}"
-    " --seed {wildcards.seed} --lr {params.lr} --momentum {params.momentum}"
-    " --batch-size {params.batch_size} --max-epochs {params.max_epochs} --init-scale {params.init_scale}"
-    " --device {params.device} --threads {threads}"
+    " --seed {wildcards.seed} {params.train} --device {params.device} --threads {threads}"
     " --out-model {output.model} --out-history {output.history} > {log} 2>&1"
 )
 
@@ -18,7 +16,7 @@ rule train_real:
     params:
         labels="real",
         device=config["device"],
-        **config["train"],
+        train=lambda wc: train_options(wc.dataset),
     threads: 1
     resources:
         gpu=gpus(),
@@ -40,7 +38,7 @@ rule train_random:
     params:
         labels="random",
         device=config["device"],
-        **config["train"],
+        train=lambda wc: train_options(wc.dataset),
     threads: 1
     resources:
         gpu=gpus(),
