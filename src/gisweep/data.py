@@ -9,7 +9,6 @@ are how lines name their samples.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from gisweep import GisweepError, datasets

@@ -27,7 +27,7 @@ import torch
 from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
 from gisweep.gi import exact_intervals
-from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
+from gisweep.io import provenance, read_parquet, read_provenance, write_csv, write_parquet
 from gisweep.lines import materialize, same_class_pairs
 from gisweep.models import load_record, save_model
 from gisweep.runtime import pick_device, pick_dtype
@@ -144,15 +144,13 @@ def plot_gi_vs_accuracy(dynamics_path, out_figure, out_table, title: str = "") -
     import matplotlib.pyplot as plt
 
     from gisweep.figures import save_figure
-    from gisweep.io import atomic_path
 
     df = read_parquet(dynamics_path, required=DYNAMICS_COLUMNS).sort_values("epoch")
     meta = read_provenance(dynamics_path)
     corr = gi_accuracy_correlations(df)
     corr.insert(0, "source", str(dynamics_path))
     corr["converged"], corr["same_as_pipeline_model"] = meta.get("converged"), meta.get("same_as_reference")
-    with atomic_path(out_table) as tmp:
-        corr.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(corr, out_table)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8))
     ax.plot(df.epoch, df.train_acc, "o-", color="tab:green", ms=3, label="training accuracy")
     ax.plot(df.epoch, df.val_acc, "s-", color="tab:orange", ms=3, label="validation accuracy")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -29,7 +31,7 @@ import torch
 from gisweep import GisweepError
 from gisweep.data import load_table
 from gisweep.gi import exact_intervals
-from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
+from gisweep.io import provenance, read_parquet, write_csv, write_parquet
 from gisweep.lines import materialize, same_class_pairs
 from gisweep.models import save_model
 from gisweep.runtime import pick_device, pick_dtype
@@ -113,11 +115,7 @@ def fraction_table(run_paths, out) -> pd.DataFrame:
     meta = provenance(stage="label_fractions", runs=[str(p) for p in run_paths],
                       not_converged=[f"{r.percent}% s{r.seed}" for r in df.itertuples() if not r.converged])
     write_parquet(df, out, meta)
-    from gisweep.io import atomic_path
-    from pathlib import Path
-
-    with atomic_path(Path(out).with_suffix(".csv")) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(df, Path(out).with_suffix(".csv"))
     print(df.to_string(index=False))
     bad = df[~df.converged]
     if len(bad):

@@ -23,7 +23,8 @@ def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", 
     if threads:
         torch.set_num_threads(threads)
     dev, dt = pick_device(device), pick_dtype(dtype)
-    model = load_model(model_path)
+    record = load_record(model_path)
+    model = load_model(model_path, record)
     x_train, _, _, _ = load_table(data_path)
     lines = read_lines(lines_path)
     x0, d, t_min, t_max = materialize(lines, x_train, dtype=dt)
@@ -32,7 +33,7 @@ def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", 
                              memory_mb=memory_mb, progress=f"{out}")
     seconds = time.perf_counter() - start
     df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
-    train_meta = load_record(model_path).get("meta", {})
+    train_meta = record.get("meta", {})
     families = sorted(set(lines["family"].astype(str))) if len(lines) else []
     meta = provenance(stage="batched_gi", model=str(model_path), lines=str(lines_path), device=str(dev),
                       families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),

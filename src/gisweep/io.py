@@ -72,6 +72,38 @@ def write_parquet(df: pd.DataFrame | pa.Table, path, meta: dict | None = None) -
         pq.write_table(table, tmp)
 
 
+def write_csv(df: pd.DataFrame, path) -> None:
+    """Write a readable copy of a table as CSV, atomically (6 significant digits)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def save_torch(record: dict, path) -> None:
+    """torch.save a record of tensors and plain values, atomically."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(record, tmp)
+
+
+def load_torch(path, kind: str, required=()) -> dict:
+    """A record written by save_torch (on the CPU); a missing, unreadable or incomplete file raises
+    GisweepError naming it and the `kind` of file it should have been (e.g. 'model')."""
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        raise GisweepError(f"{path}: {kind} file not found")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise GisweepError(f"{path}: not a readable gisweep {kind} ({type(e).__name__}: {e})") from None
+    missing = set(required) - set(record) if isinstance(record, dict) else set(required)
+    if missing or not isinstance(record, dict):
+        raise GisweepError(f"{path}: not a gisweep {kind} file (missing {sorted(missing)})")
+    return record
+
+
 def read_parquet(path, columns: list[str] | None = None, required: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet file; a missing, corrupt or incomplete file raises GisweepError naming it."""
     path = Path(path)

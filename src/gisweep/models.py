@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from gisweep import GisweepError
-from gisweep.io import atomic_path
+from gisweep.io import load_torch, save_torch
 
 ARCH_PATTERN = re.compile(r"^([1-9][0-9]*)x([1-9][0-9]*)$")
 
@@ -43,27 +42,20 @@ def build_mlp(arch: str, in_features: int, n_classes: int, init_scale: float = 0
 def save_model(model: nn.Sequential, path, *, arch: str, in_features: int, n_classes: int, meta: dict) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     record = {"arch": arch, "in_features": in_features, "n_classes": n_classes, "state_dict": state, "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+    save_torch(record, path)
 
 
 def load_record(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise GisweepError(f"{path}: model file not found")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise GisweepError(f"{path}: not a readable gisweep model ({type(e).__name__}: {e})") from None
-    missing = {"arch", "in_features", "n_classes", "state_dict"} - set(record)
-    if missing:
-        raise GisweepError(f"{path}: not a gisweep model file (missing {sorted(missing)})")
-    return record
+    """The saved record: arch, in_features, n_classes, state_dict and the training run's meta."""
+    return load_torch(path, "model", required=("arch", "in_features", "n_classes", "state_dict"))
 
 
-def load_model(path) -> nn.Sequential:
-    """The trained network, mapping the `x` column of data.parquet to logits (float32, CPU, eval mode)."""
-    record = load_record(path)
+def load_model(path, record: dict | None = None) -> nn.Sequential:
+    """The trained network, mapping the `x` column of data.parquet to logits (float32, CPU, eval mode).
+
+    `record`: the file's record when the caller has already read it with load_record.
+    """
+    record = load_record(path) if record is None else record
     model = build_mlp(record["arch"], record["in_features"], record["n_classes"])
     try:
         model.load_state_dict(record["state_dict"])

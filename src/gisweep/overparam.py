@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from gisweep import GisweepError
+from gisweep.figures import save_figure
 
 # ---------------------------------------------------------------- shared data config
 
@@ -652,14 +653,6 @@ def _agg():
     return plt
 
 
-def save_figure(fig, path) -> None:
-    """Write a matplotlib figure as PNG atomically (temp file, then rename)."""
-    from gisweep.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-
-
 def draw_hull(ax, train_xy: np.ndarray, **kw) -> None:
     from scipy.spatial import ConvexHull
 
@@ -707,8 +700,7 @@ def plot_network_regions(regions_df: pd.DataFrame, metrics_df: pd.DataFrame, pat
             ax.tick_params(labelsize=6)
     fig.suptitle("MLP decision regions; dashed: training convex hull, black: true boundary", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)  # closes the figure
 
 
 def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, panels: list, path, title: str) -> None:
@@ -750,8 +742,7 @@ def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, p
         ax.legend(fontsize=5.5, ncol=1)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)  # closes the figure
 
 
 def plot_network_disagreement(metrics_df: pd.DataFrame, path) -> None:

@@ -42,6 +42,7 @@ import pandas as pd
 from numpy.polynomial import legendre as L
 
 from gisweep import GisweepError
+from gisweep.figures import save_figure
 from gisweep.overparam import (
     DATA_CHECKS,
     DATA_DEFAULTS,
@@ -60,7 +61,6 @@ from gisweep.overparam import (
     parse_config_json,
     plot_disagreement_panels,
     resolve_config,
-    save_figure,
     true_curve,
     true_labels,
     widened_box,
@@ -408,8 +408,7 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
         ax.axis("off")
     fig.suptitle("Legendre boundaries; shaded: x1-range of the training data, dashed: 2-D hull", fontsize=9)
     fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    save_figure(fig, path)  # closes the figure
 
 
 def plot_polynomial_disagreement(metrics_df: pd.DataFrame, path) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gisweep import GisweepError
-from gisweep.io import atomic_path, provenance
+from gisweep.io import load_torch, provenance, save_torch
 from gisweep.runtime import seed_everything
 
 POOLED = 64  # features after global average pooling
@@ -109,17 +108,13 @@ def pooled_features(model: SmallResNet, x, batch: int = 1024) -> np.ndarray:
 def save_resnet(model: SmallResNet, path, *, width: int, n_classes: int, meta: dict) -> None:
     record = {"side": model.side, "width": width, "n_classes": n_classes,
               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}
-    with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+    save_torch(record, path)
 
 
 def load_resnet(path) -> SmallResNet:
     """The CNN saved by train_resnet (CPU, eval mode); a missing or wrong file raises GisweepError naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise GisweepError(f"{path}: CNN model file not found")
+    record = load_torch(path, "CNN model", required=("side", "n_classes", "width", "state_dict"))
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
         model = SmallResNet(int(record["side"]), int(record["n_classes"]), int(record["width"]))
         model.load_state_dict(record["state_dict"])
     except Exception as e:

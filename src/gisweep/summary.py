@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from gisweep import GisweepError
-from gisweep.io import atomic_path, provenance, read_parquet, read_provenance, write_parquet
+from gisweep.io import atomic_path, provenance, read_parquet, read_provenance, write_csv, write_parquet
 
 KEYS = ["dataset", "dim", "arch", "labels", "seed", "family"]
 PATH_PATTERN = re.compile(
@@ -123,8 +123,7 @@ def write_summary(gi_paths, out, markdown=None, csv=None) -> pd.DataFrame:
         with atomic_path(markdown) as tmp:
             Path(tmp).write_text(to_markdown(table))
     if csv:
-        with atomic_path(csv) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.6g")
+        write_csv(table, csv)
     print(to_markdown(table))
     return table
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
