@@ -1,7 +1,8 @@
-"""Run-time choices shared by every stage: device, dtype, seeding."""
+"""Run-time choices shared by every stage: device, dtype, seeding, exact matmuls, progress lines."""
 from __future__ import annotations
 
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -25,6 +26,21 @@ def pick_dtype(name: str) -> torch.dtype:
     if name not in dtypes:
         raise GisweepError(f"dtype '{name}' is not one of {sorted(dtypes)}")
     return dtypes[name]
+
+
+@contextmanager
+def exact_matmul():
+    """Inside: CUDA matmuls and convolutions in full precision (no TF32); the settings are restored after.
+
+    The exact engines (GI knots, hull certificates) compare values to 1e-9; TF32 rounds float32
+    products to 10 mantissa bits. On a CPU the flags change nothing.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -1,6 +1,7 @@
 # Shared by every stage: how rules call the package, and the target lists.
 import json
 import os
+import sys
 from pathlib import Path
 
 SRC = Path(workflow.basedir) / "src"
@@ -10,10 +11,17 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [str(SRC), os.environ.ge
 ENV = "../../envs/gisweep.yaml"
 
 
-def code(*modules):
-    """Source files of the package modules a job runs; editing one re-runs those jobs and their dependents."""
+sys.path.insert(0, str(SRC))
+from gisweep.cli import COMMANDS  # noqa: E402  (standard library only: cheap at parse time)
+from gisweep.code_inputs import closure_files  # noqa: E402
+
+
+def code(command):
+    """Source files that `python -m gisweep COMMAND` can run: the import closure of the command's
+    module (gisweep.code_inputs). Editing one reruns exactly the jobs that run it, and their dependents.
+    """
     # relative to the working directory, so a moved checkout does not look like changed inputs
-    return [os.path.relpath(SRC / "gisweep" / f"{m}.py") for m in modules]
+    return [os.path.relpath(path) for path in closure_files(COMMANDS[command][0])]
 
 
 def data_file(dataset, dim):

@@ -1,27 +1,13 @@
-"""Figures: each a plain function from result files to one image file (written atomically)."""
+"""GI density figures (Figs 4-8 and the line-family panels): GI files in, one image out."""
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-
-from gisweep import GisweepError  # noqa: E402
-from gisweep.io import atomic_path, read_parquet  # noqa: E402
-
-LABEL_COLORS = {"real": "tab:blue", "random": "tab:red"}
-
-
-def save_figure(fig, out) -> None:
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=150, bbox_inches="tight")
-    plt.close(fig)
+from gisweep import GisweepError
+from gisweep.figures.common import LABEL_COLORS, plt, save_figure
+from gisweep.io import read_parquet
 
 
 def gi_density_panels(series: list[tuple[str, str, str]], out, title: str = "") -> pd.DataFrame:
