@@ -28,7 +28,9 @@ include: "workflow/rules/lines.smk"
 include: "workflow/rules/gi.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/hull.smk"
+include: "workflow/rules/along.smk"
 include: "workflow/rules/dynamics.smk"
+include: "workflow/rules/fractions.smk"
 include: "workflow/rules/overparam.smk"
 
 

@@ -7,11 +7,18 @@ import pytest
 import torch
 
 from gisweep import GisweepError
-from gisweep.along import DIRECTIONS, along_table, outputs_along, outputs_along_directions, pick_lines, plot_along
+from gisweep.along import DIRECTIONS, along_table, outputs_along, outputs_along_directions, pick_lines
+from gisweep.code_inputs import external_imports
+from gisweep.figures.along import plot_along
 from gisweep.data import load_table, prepare_data, training_labels
 from gisweep.io import read_parquet, read_provenance
 from gisweep.models import build_mlp
 from gisweep.train import train
+
+
+def test_compute_module_imports_no_plotting():
+    # along.py's whole import closure, function-level imports included
+    assert not {"matplotlib", "seaborn"} & external_imports("gisweep.along")
 
 
 def numpy_forward(model, x):

@@ -8,8 +8,10 @@ import torch
 
 from gisweep import GisweepError
 from gisweep.data import load_table, prepare_data
-from gisweep.dynamics import (DYNAMICS_COLUMNS, gi_accuracy_correlations, gi_during_training,
-                              plot_gi_vs_accuracy, same_weights)
+from gisweep.cli import main
+from gisweep.code_inputs import external_imports
+from gisweep.dynamics import DYNAMICS_COLUMNS, gi_accuracy_correlations, gi_during_training, gi_vs_accuracy, same_weights
+from gisweep.figures.dynamics import plot_gi_vs_accuracy
 from gisweep.gi import exact_intervals
 from gisweep.io import read_parquet, read_provenance
 from gisweep.lines import materialize, same_class_pairs
@@ -143,13 +145,70 @@ def test_correlations_undefined_cases_are_nan():
         gi_accuracy_correlations(pd.DataFrame({"mean_gi": [1.0], "train_acc": [1.0]}))
 
 
-def test_plot_writes_figure_and_table(pipeline, tmp_path):
+def test_table_by_compute_command_and_figure_from_tables(pipeline, tmp_path):
     root, data, model, out, *_ = pipeline
     fig, table = tmp_path / "fig9.png", tmp_path / "tables" / "gi_vs_accuracy.csv"
-    corr = plot_gi_vs_accuracy(out, fig, table, title="tiny")
-    assert fig.stat().st_size > 1000
+    assert main(["gi-vs-accuracy", "--dynamics", str(out), "--out", str(table)]) == 0
     csv = pd.read_csv(table)
     assert csv.accuracy.tolist() == ["train_acc", "val_acc"]
     np.testing.assert_allclose(csv.pearson_r, gi_accuracy_correlations(read_parquet(out)).pearson_r, rtol=1e-5)
     assert csv.same_as_pipeline_model.tolist() == [True, True]
-    assert len(corr) == 2
+    assert csv.source.tolist() == [str(out)] * 2
+    assert len(gi_vs_accuracy(out, tmp_path / "again.csv")) == 2
+    assert (tmp_path / "again.csv").read_bytes() == table.read_bytes()
+    # the figure reads both tables and writes only the figure
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["plot-gi-vs-accuracy", "--dynamics", str(out), "--correlations", str(table), "--title", "tiny",
+                 "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+    assert sorted(tmp_path.rglob("*")) == sorted([*before, fig])
+
+
+def test_figure_rejects_a_table_that_is_not_a_correlation_table(pipeline, tmp_path):
+    root, data, model, out, *_ = pipeline
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"accuracy": ["train_acc"], "pearson_r": [0.1]}).to_csv(bad, index=False)
+    with pytest.raises(GisweepError, match="spearman_rho"):
+        plot_gi_vs_accuracy(out, bad, tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_compute_modules_import_no_plotting():
+    # the import closures, function-level imports included
+    for module in ("gisweep.dynamics", "gisweep.train"):
+        assert not {"matplotlib", "seaborn"} & external_imports(module), module
+
+
+def reference_fit(model, x, y, *, lr, momentum, batch_size, epochs, seed):
+    """The training loop as it was before the per-batch host syncs were removed: loss.item() per batch."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        total = 0.0
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / len(x))
+    return losses
+
+
+def test_fit_equals_the_per_batch_item_loop_bit_for_bit(pipeline):
+    """fit sums the loss on the device (float64) and syncs once per epoch; the history and the weights
+    are exactly those of the loop that called loss.item() per batch."""
+    from gisweep.train import fit
+
+    root, data, *_ = pipeline
+    x, y, xv, yv = load_table(data)
+    x, y, xv, yv = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long), torch.as_tensor(xv), torch.as_tensor(yv, dtype=torch.long)
+    mine, ref = (build_mlp("1x16", 49, 10, 0.05, generator=torch.Generator().manual_seed(4)) for _ in range(2))
+    hist, _ = fit(mine, x, y, xv, yv, lr=0.05, momentum=0.9, batch_size=7, max_epochs=6, seed=3)  # a ragged last batch
+    want = reference_fit(ref, x, y, lr=0.05, momentum=0.9, batch_size=7, epochs=len(hist), seed=3)
+    assert hist.loss.tolist() == want
+    assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), ref.state_dict().values()))

@@ -7,7 +7,7 @@ import pytest
 
 from gisweep import GisweepError
 from gisweep.cli import main
-from gisweep.figures import gi_density_panels
+from gisweep.figures.gi import gi_density_panels
 from gisweep.io import write_parquet
 
 
@@ -62,9 +62,14 @@ def test_density_bad_input(tmp_path, files):
 
 def test_cli(tmp_path, files, capsys):
     out = tmp_path / "cli.png"
-    assert main(["plot-gi-density", "--series", "p", "real", files["real"], "--series", "p", "random",
-                 files["random"], "--title", "x", "--out", str(out)]) == 0
+    assert main(["plot-gi-density", "--inputs", files["real"], files["random"], "--panels", "p", "p",
+                 "--modes", "real", "random", "--title", "x", "--out", str(out)]) == 0
     assert out.stat().st_size > 1000 and "real" in capsys.readouterr().out
-    assert main(["plot-gi-density", "--series", "p", "real", str(tmp_path / "nope.parquet"), "--out",
-                 str(tmp_path / "n.png")]) == 2
+    assert main(["plot-gi-density", "--inputs", str(tmp_path / "nope.parquet"), "--panels", "p", "--modes",
+                 "real", "--out", str(tmp_path / "n.png")]) == 2
     assert not (tmp_path / "n.png").exists()
+    # a panel or label mode for every file, or a clear error
+    assert main(["plot-gi-density", "--inputs", files["real"], files["random"], "--panels", "p", "--modes",
+                 "real", "random", "--out", str(tmp_path / "m.png")]) == 2
+    assert "--inputs has 2 files but --panels has 1" in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from gisweep import GisweepError
 from gisweep.data import load_table, prepare_data, training_labels
-from gisweep.fractions import (RUN_COLUMNS, candidate_count, fraction_labels, fraction_run, fraction_table,
-                               plot_label_fractions, summarize)
+from gisweep.cli import main
+from gisweep.code_inputs import external_imports
+from gisweep.figures.fractions import plot_label_fractions, summarize
+from gisweep.fractions import RUN_COLUMNS, candidate_count, fraction_labels, fraction_run, fraction_table
 from gisweep.gi import exact_intervals
 from gisweep.io import read_parquet, write_parquet
 from gisweep.lines import materialize, same_class_pairs
@@ -120,10 +122,10 @@ def test_fraction_run_row_matches_independent_recomputation(tiny):
 
 def test_table_summary_and_figure(tiny, tmp_path, capsys):
     root, data, runs = tiny
-    out = tmp_path / "tables" / "label_fractions.parquet"
-    df = fraction_table([runs[p] for p in (100, 0, 50)], out)
+    out, csv = tmp_path / "tables" / "label_fractions.parquet", tmp_path / "tables" / "copy.csv"
+    df = fraction_table([runs[p] for p in (100, 0, 50)], out, csv)
     assert df.percent.tolist() == [0, 50, 100]
-    assert pd.read_csv(out.with_suffix(".csv")).percent.tolist() == [0, 50, 100]
+    assert pd.read_csv(csv).percent.tolist() == [0, 50, 100]
     err = capsys.readouterr().err
     if not df.converged.all():
         assert "did NOT converge" in err
@@ -135,9 +137,26 @@ def test_table_summary_and_figure(tiny, tmp_path, capsys):
     g50 = both[both.percent == 50].mean_gi
     assert s.loc[50, "runs"] == 2 and s.loc[50, "mean_gi_mean"] == pytest.approx(g50.mean())
     assert s.loc[50, "mean_gi_min"] == g50.min() and s.loc[50, "mean_gi_max"] == g50.max()
+    assert not (tmp_path / "t2.csv").exists()  # only the files asked for
     fig = tmp_path / "fig.png"
     plot_label_fractions(tmp_path / "t2.parquet", fig, title="tiny")
     assert fig.stat().st_size > 1000
+
+
+def test_table_command_writes_exactly_its_outputs(tiny, tmp_path):
+    root, data, runs = tiny
+    table, csv = tmp_path / "t.parquet", tmp_path / "t.csv"
+    assert main(["label-fractions-table", "--inputs", *map(str, runs.values()), "--out-table", str(table),
+                 "--out-csv", str(csv)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]
+    pd.testing.assert_frame_equal(pd.read_csv(csv), read_parquet(table)[RUN_COLUMNS], check_dtype=False, rtol=1e-5)
+    fig = tmp_path / "fig.png"
+    assert main(["plot-label-fractions", "--table", str(table), "--out", str(fig)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "t.csv", "t.parquet"]
+
+
+def test_compute_module_imports_no_plotting():
+    assert not {"matplotlib", "seaborn"} & external_imports("gisweep.fractions")
 
 
 def test_fraction_errors(tiny, tmp_path):

@@ -534,3 +534,71 @@ def test_grid_is_within_one_step_of_exact_unless_it_misses_a_class_change():
                 at0 = torch_class(model, x0[missed] + end[missed][:, None] * d[missed])
                 assert ((at != exact.class0[missed]) | (at0 != exact.class0[missed])).all()
         assert (within_hi & within_lo).float().mean() >= 0.9  # generic lines: the grid is mostly right
+
+
+# ---------------------------------------------------------------------------------------------
+# the memory budget when one layer multiplies the knots
+
+
+def tenfold_net(pieces: int = 10, neurons: int = 12, classes: int = 3) -> nn.Sequential:
+    """Along x0 + t (1, 0), t in [-1, 2]: the first ReLU layer adds `pieces` knots (hinges at
+    a_i = -1 + 3i/pieces), and every neuron of the second zigzags between 0 and 3/pieces on those
+    pieces, at its own height, so it crosses 0 once per piece: 3 + pieces knots per line become
+    3 + pieces + neurons·pieces (13 -> 133 with the defaults, tenfold) in one layer."""
+    step = 3.0 / pieces
+    hinge = [-1.0 + step * i for i in range(pieces + 1)]
+    first = lin([[1.0, 0.0]] * (pieces + 1), [-a for a in hinge])  # relu(u - a_i)
+    zigzag = [1.0] + [2.0 * (-1) ** i for i in range(1, pieces + 1)]  # slopes +1, -1, +1, ... piece by piece
+    heights = [step * (k + 0.5) / neurons for k in range(neurons)]
+    second = lin([zigzag] * neurons, [-h for h in heights])
+    gen = torch.Generator().manual_seed(5)
+    out = lin(torch.randn(classes, neurons, generator=gen, dtype=F64).tolist(), [0.0] * classes)
+    return nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), out)
+
+
+def test_memory_budget_holds_when_a_layer_multiplies_the_knots():
+    model = tenfold_net()
+    n = 64
+    gen = torch.Generator().manual_seed(3)
+    x0 = torch.zeros(n, 2, dtype=F64)
+    x0[:, 0] = 0.04 * torch.rand(n, generator=gen, dtype=F64) - 0.02  # shifts every crossing a little
+    x0[:, 1] = torch.rand(n, generator=gen, dtype=F64)
+    d = torch.tensor([[1.0, 0.0]], dtype=F64).expand(n, 2).contiguous()
+    budget_mb = 1.0
+    free, capped = {}, {}
+    whole = exact_intervals(model, x0, d, -1.0, 2.0, memory_mb=4096, stats=free)
+    res = exact_intervals(model, x0, d, -1.0, 2.0, memory_mb=budget_mb, stats=capped)
+    assert free["knots"][1] >= 10 * free["knots"][0], free["knots"]  # the net does multiply the knots
+    assert free["chunks"] == 1 and free["splits"] == 0
+    # swept whole, this chunk holds more than twice the budget; with the budget, the engine splits
+    # before refining and the bytes it holds at once stay under it
+    assert free["peak_bytes"] > 2 * budget_mb * 2**20, free["peak_bytes"]
+    assert capped["splits"] > 0
+    assert 0 < capped["peak_bytes"] <= budget_mb * 2**20, capped["peak_bytes"]
+    assert capped["peak_bytes_estimate"] <= budget_mb * 2**20
+    assert capped["peak_bytes"] <= capped["peak_bytes_estimate"]  # the estimate bounds what is held
+    for name in ("class0", "t_lo", "t_hi", "gi", "pieces"):
+        assert torch.equal(getattr(whole, name), getattr(res, name)), name
+    assert (res.pieces >= 100).all()
+    check_semantics(model, x0, d, res, -1.0, 2.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_memory_budget_holds_on_cuda():
+    model = tenfold_net()
+    n = 512
+    x0 = torch.zeros(n, 2, dtype=F64, device="cuda")
+    x0[:, 0] = torch.linspace(-0.02, 0.02, n, dtype=F64)
+    d = torch.zeros_like(x0)
+    d[:, 0] = 1.0
+    budget_mb = 2.0
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    res = exact_intervals(model, x0, d, -1.0, 2.0, memory_mb=budget_mb)
+    torch.cuda.synchronize()
+    held = torch.cuda.max_memory_allocated() - base - res.gi.numel() * 8 * 5  # minus the results
+    assert held <= budget_mb * 2**20, held
+    cpu = exact_intervals(model, x0.cpu(), d.cpu(), -1.0, 2.0)
+    assert torch.equal(res.class0.cpu(), cpu.class0) and torch.equal(res.pieces.cpu(), cpu.pieces)
+    assert torch.allclose(res.t_hi.cpu(), cpu.t_hi, rtol=0, atol=1e-9)

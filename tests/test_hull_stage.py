@@ -16,7 +16,8 @@ from gisweep import GisweepError
 from gisweep.cli import main
 from gisweep.data import build_table
 from gisweep.hull import hull_distance
-from gisweep.hull_stage import hull_space_distances, read_summary, summary_table
+from gisweep.hull_stage import NEAREST_COLUMNS, hull_space_distances, nearest_examples, pick_examples
+from gisweep.hull_summary import read_summary, summary_table
 from gisweep.io import read_parquet, read_provenance, write_parquet
 from gisweep.models import build_mlp, save_model
 from gisweep.spaces import hidden_features, random_points
@@ -231,22 +232,57 @@ def test_cli_end_to_end(data, tmp_path, capsys):
     assert len(df) == N_TEST + 5
     assert main(["hull-summary", "--inputs", *map(str, outs.values()), "--out", str(tmp_path / "summary.parquet")]) == 0
     assert len(read_parquet(tmp_path / "summary.parquet")) == 4
-    series = [a for s, p in outs.items() for a in ("--series", s, str(p))]
+    series = ["--inputs", *map(str, outs.values()), "--names", *outs]
     figs = tmp_path / "figs"
     assert main(["plot-hull-distributions", *series, "--out", str(figs / "d.png")]) == 0
     assert main(["plot-hull-test-vs-random", *series, "--out", str(figs / "r.png")]) == 0
-    assert main(["plot-hull-nearest", "--data", str(path), "--hull", str(outs["pixels"]), "--examples", "3",
-                 "--out", str(figs / "n.png")]) == 0
+    nearest = tmp_path / "hull" / "nearest_pixels.parquet"
+    assert main(["hull-nearest", "--data", str(path), "--hull", str(outs["pixels"]), "--examples", "3",
+                 "--support", "4", "--out", str(nearest)]) == 0
+    assert main(["plot-hull-nearest", "--nearest", str(nearest), "--out", str(figs / "n.png")]) == 0
     for f in ["d.png", "r.png", "n.png"]:
         assert (figs / f).stat().st_size > 1000
-    # the nearest-point figure refuses a non-pixel table, and a data file the table does not belong to
-    assert main(["plot-hull-nearest", "--data", str(path), "--hull", str(outs["wavelet_haar_subset"]),
+    # names and inputs must pair up
+    assert main(["plot-hull-distributions", "--inputs", *map(str, outs.values()), "--names", "pixels",
                  "--out", str(figs / "x.png")]) == 2
+    assert "--inputs has 2 files but --names has 1" in capsys.readouterr().err
+    # the nearest examples refuse a non-pixel table, and a data file the table does not belong to
+    assert main(["hull-nearest", "--data", str(path), "--hull", str(outs["wavelet_haar_subset"]),
+                 "--out", str(tmp_path / "x.parquet")]) == 2
+    assert "need the pixel space" in capsys.readouterr().err
     other = tmp_path / "other.parquet"
     make_data(other, seed=1)
-    assert main(["plot-hull-nearest", "--data", str(other), "--hull", str(outs["pixels"]),
-                 "--out", str(figs / "x.png")]) == 2
+    assert main(["hull-nearest", "--data", str(other), "--hull", str(outs["pixels"]),
+                 "--out", str(tmp_path / "x.parquet")]) == 2
     assert "do not match a re-solve" in capsys.readouterr().err
+    assert not (tmp_path / "x.parquet").exists() and not (figs / "x.png").exists()
     assert main(["hull-distance", "--data", str(tmp_path / "nope.parquet"), "--space", "pixels",
                  "--out", str(tmp_path / "o.parquet")]) == 2
     assert "nope.parquet: file not found" in capsys.readouterr().err
+
+
+def test_nearest_examples_table(data, tmp_path):
+    """The saved nearest points: the re-solved convex combinations of full support, spread over distances."""
+    path, train, test = data
+    hull = tmp_path / "pixels.parquet"
+    df = hull_space_distances(path, "pixels", hull, max_iter=300, **OPTS)
+    out = tmp_path / "nearest.parquet"
+    table = nearest_examples(path, hull, out, n_examples=3, n_support=2)
+    saved = read_parquet(out)
+    assert list(saved.columns) == NEAREST_COLUMNS and len(saved) == 3
+    t = df[df["kind"] == "test"].reset_index(drop=True)
+    pick = pick_examples(t["distance"].to_numpy(), 3)
+    np.testing.assert_array_equal(saved["query"], t["query"].to_numpy()[pick])
+    np.testing.assert_allclose(saved["distance"], t["distance"].to_numpy()[pick], rtol=1e-6, atol=1e-9)
+    res = hull_distance(train, test[saved["query"].to_numpy()], device="cpu", progress=False)
+    for r, row in enumerate(saved.itertuples(index=False)):
+        np.testing.assert_array_equal(np.asarray(row.image), test[row.query].astype(np.float32))
+        # nearest point: at the stored distance from the image; the full convex combination of the support
+        assert np.linalg.norm(np.asarray(row.image) - np.asarray(row.nearest)) == pytest.approx(row.distance, rel=1e-9)
+        np.testing.assert_allclose(row.nearest, res.nearest_points(train)[r].numpy(), rtol=0, atol=1e-12)
+        k = min(2, int(row.support_size))
+        assert len(row.support_index) == k and list(row.support_index) == res.support_index[r, :k].tolist()
+        assert np.all(np.diff(row.support_weight) <= 0)
+        for i, img in zip(row.support_index, row.support_image):
+            np.testing.assert_array_equal(np.asarray(img), train[i])
+    assert len(table) == 3

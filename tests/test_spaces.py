@@ -8,7 +8,8 @@ from scipy.spatial.distance import cdist
 
 from gisweep import GisweepError
 from gisweep.models import build_mlp
-from gisweep.resnet_features import fit_resnet, load_resnet, pooled_features, save_resnet
+from gisweep.resnet import load_resnet, pooled_features, save_resnet
+from gisweep.resnet_features import fit_resnet
 from gisweep.spaces import (features, hidden_features, image_side, parse_space, random_points, wavelet_features,
                             wavelet_level)
 
@@ -184,3 +185,16 @@ def test_resnet_file_errors(tmp_path):
     bad.write_bytes(b"not a torch file")
     with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep CNN"):
         load_resnet(bad)
+
+
+def test_no_import_cycle_between_spaces_and_the_cnn():
+    """spaces uses the CNN (gisweep.resnet); training it (resnet_features) uses spaces; nothing goes back."""
+    from gisweep.code_inputs import closure_files
+
+    def names(module):
+        return {p.stem for p in closure_files(module)}
+
+    assert "resnet" in names("gisweep.spaces")
+    assert not {"spaces", "resnet_features"} & names("gisweep.resnet")
+    assert "resnet_features" not in names("gisweep.spaces")
+    assert {"spaces", "resnet"} <= names("gisweep.resnet_features")

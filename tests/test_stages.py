@@ -146,7 +146,8 @@ def test_batched_gi_agrees_with_a_dense_grid(tiny_run):
 
 def test_figure_stage_writes_an_image(tiny_run, tmp_path):
     out = tmp_path / "figs" / "fig4.png"
-    assert main(["plot-gi-density", "--series", "7×7", "real", str(tiny_run["gi"]), "--out", str(out)]) == 0
+    assert main(["plot-gi-density", "--inputs", str(tiny_run["gi"]), "--panels", "7×7", "--modes", "real",
+                 "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

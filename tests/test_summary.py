@@ -76,8 +76,8 @@ def test_ks_matches_on_identical_distributions(tmp_path):
 def test_write_and_cli(runs, tmp_path):
     paths, _ = runs
     out = tmp_path / "tables" / "gi_summary.parquet"
-    assert main(["gi-summary", "--gi", *map(str, paths), "--out", str(out), "--markdown",
-                 str(tmp_path / "s.md"), "--csv", str(tmp_path / "s.csv")]) == 0
+    assert main(["gi-summary", "--inputs", *map(str, paths), "--out-table", str(out), "--out-markdown",
+                 str(tmp_path / "s.md"), "--out-csv", str(tmp_path / "s.csv")]) == 0
     t = read_parquet(out)
     pd.testing.assert_frame_equal(t, gi_summary(paths))
     md = (tmp_path / "s.md").read_text().splitlines()

@@ -24,18 +24,18 @@ positions among the training rows of data.parquet, in its order.
 Output `along.parquet`, long format: direction, t, class, output, plus predicted (argmax class at
 that t), anchor_label (training label of x0), i, j (the training rows of x0 and of the pair's other
 end; -1 for unit directions) and scale (|d|). Provenance holds the chosen rows and the scale.
+Figures 1-3 are drawn from it by gisweep.figures.along.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy.spatial.distance import pdist
 
 from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
 from gisweep.directions import class_directions, random_directions
-from gisweep.io import provenance, read_parquet, write_parquet
+from gisweep.io import provenance, write_parquet
 from gisweep.models import load_model, load_record
 
 DIRECTIONS = ("same_pair", "same_pair_b", "other_pair", "random", "pc1", "perp", "minor")
@@ -80,6 +80,8 @@ def pick_lines(x: np.ndarray, y: np.ndarray, *, class_a: int, class_b: int, seed
     i, j = (int(r) for r in rng.choice(rows_a, 2, replace=False))
     k = int(rng.choice(rows_b))
     ib, jb = (int(r) for r in rng.choice(rows_b, 2, replace=False))
+    from scipy.spatial.distance import pdist
+
     xa = x[rows_a]
     scale = float(pdist(xa).mean())  # mean distance over all pairs of class_a samples
     unit = class_directions(xa, x[rows_b], minor_rank=minor_rank)
@@ -143,57 +145,6 @@ def outputs_along_directions(model_path, data_path, out, *, labels: str, seed: i
     return df
 
 
-# ----------------------------------------------------------------------------------------------
-# figures 1-3
-
-# (figure, [(panel title, direction)]); titles use {a} and {b} for the two classes
-FIGURE_PANELS = {
-    "fig1": [("same class ({a} to {a})", "same_pair"), ("different class ({a} to {b})", "other_pair"),
-             ("random direction", "random")],
-    "fig2": [("first principal component (class {a})", "pc1"),
-             ("mean {a} to mean {b}, perpendicular to pc1", "perp"), ("minor component (class {a})", "minor")],
-    "fig3": [("two samples of random class {a}", "same_pair"), ("two samples of random class {b}", "same_pair_b"),
-             ("first principal component (random class {a})", "pc1")],
-}
-
-
-def plot_along(along_path, out, *, figure: str, title: str = "") -> None:
-    """One panel per direction of `figure` (fig1, fig2 or fig3): every class's output against t."""
-    from gisweep.figures import save_figure
-    import matplotlib.pyplot as plt
-
-    if figure not in FIGURE_PANELS:
-        raise GisweepError(f"unknown figure '{figure}'; known: {sorted(FIGURE_PANELS)}")
-    df = read_parquet(along_path, required=ALONG_COLUMNS)
-    from gisweep.io import read_provenance
-
-    meta = read_provenance(along_path)
-    a, b = meta.get("class_a", "a"), meta.get("class_b", "b")
-    panels = FIGURE_PANELS[figure]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-    n_classes = int(df["class"].max()) + 1
-    colors = plt.get_cmap("tab10" if n_classes <= 10 else "tab20")
-    for ax, (panel, direction) in zip(axes[0], panels):
-        sub = df[df.direction == direction]
-        if sub.empty:
-            raise GisweepError(f"{along_path}: no rows for direction '{direction}'")
-        anchor = int(sub.anchor_label.iloc[0])
-        for c, grp in sub.groupby("class"):
-            ax.plot(grp.t, grp.output, color=colors(c % colors.N), lw=2.2 if c == anchor else 1.0,
-                    label=f"class {c}" + (" (anchor)" if c == anchor else ""))
-        pred = sub.groupby("t").predicted.first()
-        share = (pred == anchor).mean()
-        for t_mark in ([0.0, 1.0] if sub.j.iloc[0] >= 0 else [0.0]):
-            ax.axvline(t_mark, color="0.6", lw=0.8, ls="--")
-        ax.set_title(panel.format(a=a, b=b), fontsize=9)
-        ax.set_xlabel(f"t  (|d| = {sub.scale.iloc[0]:.2f}; predicted {anchor} on {100 * share:.0f}%)", fontsize=8)
-        ax.set_ylabel("output (logit)")
-    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        fig.suptitle(title)
-    save_figure(fig, out)
-
-
 def register_cli(sub) -> None:
     p = sub.add_parser("outputs-along", help="network outputs along pair, random and class directions")
     p.add_argument("--model", required=True)
@@ -210,10 +161,3 @@ def register_cli(sub) -> None:
     p.set_defaults(func=lambda a: outputs_along_directions(
         a.model, a.data, a.out, labels=a.labels, seed=a.seed, class_a=a.class_a, class_b=a.class_b,
         n_points=a.n_points, t_min=a.t_min, t_max=a.t_max, minor_rank=a.minor_rank))
-
-    p = sub.add_parser("plot-along", help="figures 1-3: outputs along directions")
-    p.add_argument("--along", required=True)
-    p.add_argument("--figure", required=True, choices=sorted(FIGURE_PANELS))
-    p.add_argument("--title", default="")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: plot_along(a.along, a.out, figure=a.figure, title=a.title))

@@ -9,7 +9,6 @@ are how lines name their samples.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from gisweep import GisweepError, datasets
 from gisweep.io import provenance, read_parquet, write_parquet
@@ -42,6 +41,8 @@ def load_source(dataset: str, source_dir: str | None = None, moons: dict | None 
 
 def build_table(x, y, train_idx, test_idx, dim: int | None, scale: float) -> pa.Table:
     """Scale, down-sample images to dim×dim by average pooling, flatten; train rows first."""
+    import pyarrow as pa
+
     x = np.asarray(x)
     if x.ndim >= 3 and dim is not None and dim != x.shape[1]:
         x = datasets.average_pool(x, dim)

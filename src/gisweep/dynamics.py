@@ -1,7 +1,7 @@
 """GI during training (the paper's Figure 9): mean pair GI against training and validation accuracy.
 
 The network is trained again exactly as the train stage trains it (same data, labels, seed,
-initialisation, SGD order and stopping rule: gisweep.train.fit), so on a CPU it is the same network
+initialisation, SGD order and stopping rule: gisweep.train.start_training), so on a CPU it is the same network
 as the pipeline's model.pt, bit for bit; `gi_during_training` checks that against a reference model
 file when given one and says so in its output. At each checkpoint epoch (epoch 0 = the
 initialisation; the last epoch is always added) it measures, on the current weights: the exact GI of
@@ -14,6 +14,9 @@ anchor_correct (share of lines whose class at t = 0 is their training label: a n
 predicts one class everywhere has GI at the full range on every line, so read mean_gi with it),
 mean_pieces, final (the last epoch). Provenance: the training settings, converged, epochs and
 same_as_reference (True / False / None when no reference was given).
+
+`gi-vs-accuracy` turns that table into results/tables/gi_vs_accuracy.csv: Pearson and Spearman
+correlation of mean_gi with each accuracy. Figure 9 is drawn from both by gisweep.figures.dynamics.
 """
 from __future__ import annotations
 
@@ -25,17 +28,17 @@ import pandas as pd
 import torch
 
 from gisweep import GisweepError
-from gisweep.data import load_table, training_labels
 from gisweep.gi import exact_intervals
 from gisweep.io import provenance, read_parquet, read_provenance, write_csv, write_parquet
 from gisweep.lines import materialize, same_class_pairs
-from gisweep.models import load_record, save_model
-from gisweep.runtime import pick_device, pick_dtype
-from gisweep.train import accuracy, add_training_args, fit, start_model, training_args
+from gisweep.gi_stats import spans_full_range
+from gisweep.models import load_record
+from gisweep.runtime import pick_dtype
+from gisweep.train import accuracy, add_training_args, start_training, training_args
 
 DYNAMICS_COLUMNS = ["epoch", "train_acc", "val_acc", "train_loss", "lines", "mean_gi", "median_gi", "std_gi",
                     "full_range", "anchor_correct", "mean_pieces", "final"]
-ACCURACIES = {"train_acc": "training accuracy", "val_acc": "validation accuracy"}
+ACCURACIES = ("train_acc", "val_acc")  # correlated with mean_gi, in this order
 
 
 def same_weights(model: torch.nn.Module, reference_path) -> bool:
@@ -48,65 +51,58 @@ def same_weights(model: torch.nn.Module, reference_path) -> bool:
 
 
 def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epochs, classes=(5,),
-                       t_min: float = -1.0, t_max: float = 2.0, labels: str = "real", lr: float = 0.01,
-                       momentum: float = 0.9, optimizer: str = "sgd", batch_size: int = 32, max_epochs: int = 2000,
-                       init_scale: float = 0.05, device: str = "auto", dtype: str = "float64",
-                       memory_mb: float = 1024.0, threads: int | None = None, reference_model=None,
-                       out_model=None) -> pd.DataFrame:
-    """Train as the train stage does, measuring GI and accuracy at each checkpoint; write `out`."""
+                       t_min: float = -1.0, t_max: float = 2.0, labels: str = "real", dtype: str = "float64",
+                       memory_mb: float = 1024.0, reference_model=None, out_model=None, **options) -> pd.DataFrame:
+    """Train as the train stage does, measuring GI and accuracy at each checkpoint; write `out`.
+
+    options: the training options of gisweep.train.start_training (lr, batch_size, device, threads, ...).
+    """
     checkpoint_epochs = sorted({int(e) for e in checkpoint_epochs})
     if not checkpoint_epochs or checkpoint_epochs[0] < 0:
         raise GisweepError(f"dynamics.checkpoint_epochs must be a non-empty list of epochs >= 0, got {checkpoint_epochs}")
-    if threads:
-        torch.set_num_threads(threads)
-    dev, dt = pick_device(device), pick_dtype(dtype)
-    # --- the train stage's set-up, step by step (gisweep.train.train) ---
-    x_tr, y_true, x_val, y_val = load_table(data_path)
-    y_tr = training_labels(y_true, labels, seed)
-    model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
-    xt, yt, xv, yv = as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long)
-    # --- the lines: same-class pairs under the training labels ---
-    lines = same_class_pairs(y_tr, list(classes), t_min, t_max)
-    x0, d, lo, hi = (v.to(dev) for v in materialize(lines, x_tr, dtype=dt))
+    dt = pick_dtype(dtype)
+    run = start_training(data_path, arch=arch, seed=seed, labels=labels, **options)
+    dev = run.device
+    # the lines: same-class pairs under the training labels
+    lines = same_class_pairs(run.y_tr, list(classes), t_min, t_max)
+    x0, d, lo, hi = (v.to(dev) for v in materialize(lines, run.x_tr, dtype=dt))  # [L, F], [L, F], [L], [L]
+    lo_np, hi_np = lo.cpu().numpy(), hi.cpu().numpy()
     rows = []
 
     def measure(epoch: int, net) -> None:
         net.eval()
         with torch.no_grad():
-            loss = float(torch.nn.functional.cross_entropy(net(xt), yt))
+            loss = float(torch.nn.functional.cross_entropy(net(run.x), run.y))
         res = exact_intervals(net, x0, d, lo, hi, dtype=dt, memory_mb=memory_mb).to_frame()
-        full = res.gi >= (hi - lo).cpu().numpy() * (1 - 1e-12)
-        rows.append({"epoch": epoch, "train_acc": accuracy(net, xt, yt), "val_acc": accuracy(net, xv, yv),
-                     "train_loss": loss, "lines": len(res), "mean_gi": res.gi.mean(), "median_gi": res.gi.median(),
-                     "std_gi": res.gi.std(ddof=0), "full_range": float(np.mean(full)),
+        rows.append({"epoch": epoch, "train_acc": accuracy(net, run.x, run.y),
+                     "val_acc": accuracy(net, run.x_val, run.y_val), "train_loss": loss, "lines": len(res),
+                     "mean_gi": res.gi.mean(), "median_gi": res.gi.median(), "std_gi": res.gi.std(ddof=0),
+                     "full_range": float(np.mean(spans_full_range(res.gi, lo_np, hi_np))),
                      "anchor_correct": float(np.mean(res.class0.to_numpy() == lines.label.to_numpy())),
                      "mean_pieces": res.pieces.mean(), "final": False})
         print(f"epoch {epoch}: train {rows[-1]['train_acc']:.4f}, val {rows[-1]['val_acc']:.4f}, "
               f"mean GI {rows[-1]['mean_gi']:.4f} over {len(res)} lines", file=sys.stderr, flush=True)
 
-    history, converged = fit(model, xt, yt, xv, yv, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
-                             max_epochs=max_epochs, seed=seed, checkpoint_epochs=checkpoint_epochs,
-                             on_checkpoint=measure)
+    history, converged = run.fit(checkpoint_epochs=checkpoint_epochs, on_checkpoint=measure)
     last_epoch = int(history.epoch.iloc[-1]) if len(history) else 0
     if not rows or rows[-1]["epoch"] != last_epoch:
-        measure(last_epoch, model)
+        measure(last_epoch, run.model)
     rows[-1]["final"] = True
     df = pd.DataFrame(rows)[DYNAMICS_COLUMNS]
-    same = None if reference_model is None else same_weights(model.cpu(), reference_model)
-    settings = dict(arch=arch, labels=labels, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
-                    max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
+    same = None if reference_model is None else same_weights(run.model.cpu(), reference_model)
     meta = provenance(stage="gi_during_training", data=str(data_path), converged=converged, epochs=last_epoch,
                       classes=list(classes), t_min=t_min, t_max=t_max, dtype=dtype,
                       checkpoint_epochs=checkpoint_epochs, reference_model=str(reference_model) if reference_model else None,
-                      same_as_reference=same, **settings)
+                      same_as_reference=same, labels=labels, **run.settings)
     if out_model:
-        save_model(model.cpu(), out_model, arch=arch, in_features=x_tr.shape[1], n_classes=n_classes, meta=meta)
+        run.save(out_model, meta)
     write_parquet(df, out, meta)
     print(df.to_string(index=False))
     print(f"{out}: {len(df)} checkpoints, last epoch {last_epoch}, converged {converged}, "
           f"same weights as {reference_model}: {same}")
     if not converged:
-        print(f"WARNING: {out}: epoch cap {max_epochs} reached before 100% training accuracy", file=sys.stderr)
+        print(f"WARNING: {out}: epoch cap {run.settings['max_epochs']} reached before 100% training accuracy",
+              file=sys.stderr)
     if same is False:
         print(f"WARNING: {out}: the retrained network differs from {reference_model}; the checkpoints do not "
               f"describe that model (different settings, or a non-deterministic device)", file=sys.stderr)
@@ -139,45 +135,15 @@ def gi_accuracy_correlations(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def plot_gi_vs_accuracy(dynamics_path, out_figure, out_table, title: str = "") -> pd.DataFrame:
-    """Figure 9 (mean GI and accuracies over epochs; mean GI against accuracy) and the correlation table."""
-    import matplotlib.pyplot as plt
-
-    from gisweep.figures import save_figure
-
+def gi_vs_accuracy(dynamics_path, out) -> pd.DataFrame:
+    """results/tables/gi_vs_accuracy.csv: the correlations of one GI-during-training table, with its source,
+    whether training converged and whether the retrained network is the pipeline's model."""
     df = read_parquet(dynamics_path, required=DYNAMICS_COLUMNS).sort_values("epoch")
     meta = read_provenance(dynamics_path)
     corr = gi_accuracy_correlations(df)
     corr.insert(0, "source", str(dynamics_path))
     corr["converged"], corr["same_as_pipeline_model"] = meta.get("converged"), meta.get("same_as_reference")
-    write_csv(corr, out_table)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10.5, 3.8))
-    ax.plot(df.epoch, df.train_acc, "o-", color="tab:green", ms=3, label="training accuracy")
-    ax.plot(df.epoch, df.val_acc, "s-", color="tab:orange", ms=3, label="validation accuracy")
-    ax.set_xscale("symlog", linthresh=1)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy")
-    right = ax.twinx()
-    right.plot(df.epoch, df.mean_gi, "^-", color="tab:blue", ms=3, label="mean pair GI")
-    right.set_ylabel("mean pair GI", color="tab:blue")
-    handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, fontsize=8, loc="best")
-    ax.set_title(f"{len(df)} checkpoints, converged: {meta.get('converged')}", fontsize=9)
-    styles = {"train_acc": ("o", "tab:green"), "val_acc": ("s", "tab:orange")}
-    for _, r in corr.iterrows():
-        marker, color = styles[r.accuracy]
-        ax2.plot(df.mean_gi, df[r.accuracy], marker, color=color, ms=4, ls="",
-                 label=f"{ACCURACIES[r.accuracy]}: Pearson {r.pearson_r:.2f}, Spearman {r.spearman_rho:.2f}")
-    ax2.set_xlabel("mean pair GI")
-    ax2.set_ylabel("accuracy")
-    ax2.legend(fontsize=8, loc="best")
-    same = meta.get("same_as_reference")
-    ax2.set_title("retrained = pipeline model: " + {True: "yes, bit for bit", False: "NO", None: "not checked"}[same],
-                  fontsize=9)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, out_figure)
+    write_csv(corr, out)
     print(corr.to_string(index=False))
     return corr
 
@@ -203,9 +169,7 @@ def register_cli(sub) -> None:
         t_min=a.t_min, t_max=a.t_max, labels=a.labels, dtype=a.dtype, memory_mb=a.memory_mb,
         reference_model=a.reference_model, out_model=a.out_model, **training_args(a)))
 
-    p = sub.add_parser("plot-gi-vs-accuracy", help="figure 9 and the GI/accuracy correlation table")
-    p.add_argument("--dynamics", required=True)
-    p.add_argument("--title", default="")
+    p = sub.add_parser("gi-vs-accuracy", help="correlations of GI with train and validation accuracy")
+    p.add_argument("--dynamics", required=True, help="a gi_during_training.parquet")
     p.add_argument("--out", required=True)
-    p.add_argument("--out-table", required=True)
-    p.set_defaults(func=lambda a: plot_gi_vs_accuracy(a.dynamics, a.out, a.out_table, a.title))
+    p.set_defaults(func=lambda a: gi_vs_accuracy(a.dynamics, a.out))

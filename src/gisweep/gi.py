@@ -41,13 +41,16 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch import nn
 
 from gisweep import GisweepError
-from gisweep.runtime import Progress
+from gisweep.runtime import Progress, exact_matmul
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Intervals:
     pieces: torch.Tensor | None = None  # int64, linear pieces within [t_min, t_max] (exact engine only)
 
     def to_frame(self) -> pd.DataFrame:
+        import pandas as pd  # lazily: the engine itself needs only torch
+
         cols = {"class0": self.class0, "t_lo": self.t_lo, "t_hi": self.t_hi, "gi": self.gi}
         if self.pieces is not None:
             cols["pieces"] = self.pieces
@@ -200,9 +205,26 @@ def _rounding(dtype) -> float:
 
 
 def _entry_bytes(dtype) -> int:
-    """Bytes held per (knot, neuron) while one layer is refined, at most: Z, its sign-flip bytes, the
-    crossings' rows (at most one per knot) and the next layer's values before and after the merge."""
+    """Bytes held per (knot, neuron) while one layer is refined, at most, counting the knots after the
+    layer's crossings are added: Z, its sign-flip bytes, the crossings' rows and the next layer's
+    values before and after the merge (see _merge_crossings, which measures what it holds)."""
     return 8 * (torch.finfo(dtype).bits // 8) + 4
+
+
+def _budget_bytes(memory_mb: float | None, device: torch.device) -> int:
+    """The working-set budget in bytes: `memory_mb` (default 1024 on a CPU); on CUDA at most half of
+    the memory free on the device now (torch.cuda.mem_get_info), which is also the default there."""
+    if memory_mb is not None and not memory_mb > 0:
+        raise GisweepError(f"memory_mb={memory_mb}: must be > 0")
+    if device.type != "cuda":
+        return int((1024.0 if memory_mb is None else memory_mb) * 2**20)
+    free, _ = torch.cuda.mem_get_info(device)
+    cap = free // 2
+    return int(cap if memory_mb is None else min(memory_mb * 2**20, cap))
+
+
+def _nbytes(*tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 @dataclass
@@ -215,6 +237,10 @@ class _Knots:
     count: torch.Tensor  # [n] int64 knots per line
     k0: torch.Tensor  # [n] int64 flat index of each line's t = 0 knot
     zero_break: torch.Tensor  # [n] bool, the activation pattern changes at t = 0 (0 interior)
+
+    def clone(self) -> "_Knots":
+        return _Knots(*(v.clone() for v in (self.T, self.line, self.crossing, self.Z, self.start, self.count,
+                                            self.k0, self.zero_break)))
 
     def split(self, h: int) -> tuple["_Knots", "_Knots"]:
         """Lines [0, h) and [h, n), as two independent sets of knots."""
@@ -272,18 +298,26 @@ def _sign_flips(Z, last):
     return word // per_row, (word % per_row) * 8 + b
 
 
-def _refine_and_propagate(kn: _Knots, nxt: Affine, stats: dict | None) -> _Knots:
-    """Add the current layer's ReLU zero crossings as knots, apply the ReLU and the next affine map.
+@dataclass
+class _Crossings:
+    """A layer's ReLU zero crossings, one per (interval, neuron) with strictly opposite signs."""
+
+    k: torch.Tensor  # [m] int64 the interval (flat index of its left knot)
+    j: torch.Tensor  # [m] int64 the neuron
+    za: torch.Tensor  # [m] the neuron's value at knot k
+    zb: torch.Tensor  # [m] ... and at knot k + 1
+    zero: torch.Tensor  # [N] per knot: |z| at most this is 0
+    held: int  # bytes held while they were found (Z, its sign flips, these)
+
+
+def _crossings(kn: _Knots) -> _Crossings:
+    """Find the current layer's crossings; their count m sizes the layer's working set before the merge.
 
     On entry kn.Z holds the current layer's pre-activations, linear between consecutive knots of a line.
-    A neuron with strictly opposite signs at two consecutive knots crosses zero once in between, at a
-    point found by linear interpolation; there every neuron's value is interpolated too (the crossing
-    neuron's set to exactly 0). Then the next layer is again linear between consecutive knots.
+    A neuron with strictly opposite signs at two consecutive knots crosses zero once in between.
     """
-    T, line, Z = kn.T, kn.line, kn.Z
+    Z = kn.Z
     N, w = Z.shape
-    n = kn.start.shape[0]
-    dev = Z.device
     last = kn.start + kn.count - 1  # [n] each line's last knot
     # a value within rounding of 0 is 0: |z| <= 2^-39 (float64) of the largest |z| of its layer at that knot
     zero = Z.abs().amax(1) * _rounding(Z.dtype)  # [N]
@@ -292,8 +326,26 @@ def _refine_and_propagate(kn: _Knots, nxt: Affine, stats: dict | None) -> _Knots
     za, zb = flat.index_select(0, k * w + j), flat.index_select(0, (k + 1) * w + j)
     # a neuron that is 0 at a knot only touches 0 there, or crosses at the knot itself: no new knot
     strict = (za.abs() > zero.index_select(0, k)) & (zb.abs() > zero.index_select(0, k + 1))
-    if not bool(strict.all()):
+    held = _nbytes(Z, zero, k, j, za, zb, strict) + max(N - 1, 0) * w  # + the sign-flip bytes
+    if not bool(strict.all()):  # (one host sync per layer, like the nonzero in _sign_flips)
         k, j, za, zb = k[strict], j[strict], za[strict], zb[strict]
+    return _Crossings(k, j, za, zb, zero, held)
+
+
+def _merge_crossings(kn: _Knots, cr: _Crossings, nxt: Affine, stats: dict | None, pending: int = 0) -> _Knots:
+    """Add the crossings as knots, apply the ReLU and the next affine map.
+
+    Each crossing is found by linear interpolation; there every neuron's value is interpolated too
+    (the crossing neuron's set to exactly 0). Then the next layer is again linear between
+    consecutive knots. Records in stats["peak_bytes"] the bytes of the tensors it holds at its peak,
+    plus `pending` (bytes held by the callers meanwhile).
+    """
+    T, line, Z = kn.T, kn.line, kn.Z
+    k, j, za, zb, zero = cr.k, cr.j, cr.za, cr.zb, cr.zero
+    N, w = Z.shape
+    n = kn.start.shape[0]
+    dev = Z.device
+    last = kn.start + kn.count - 1  # [n]
 
     # the activation pattern changes at t = 0 if a neuron is 0 there and on the two sides is active
     # on one and not on the other (0 is a knot, so on each side the neuron is linear up to it)
@@ -309,8 +361,11 @@ def _refine_and_propagate(kn: _Knots, nxt: Affine, stats: dict | None) -> _Knots
     m = k.shape[0]
     if stats is not None:
         stats["matmul_flops"] = stats.get("matmul_flops", 0) + 2 * (N + m) * w * w2
+        stats["peak_bytes"] = max(stats.get("peak_bytes", 0), pending + cr.held)
     if m == 0:
         Y = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N, w']
+        if stats is not None:
+            stats["peak_bytes"] = max(stats["peak_bytes"], pending + _nbytes(Z, zero, Y, T, line, kn.crossing))
         return _Knots(T, line, kn.crossing, Y, kn.start, kn.count, kn.k0, kn.zero_break)
 
     # the crossings, sorted by interval and then position (stable, so ties keep neuron order)
@@ -335,14 +390,23 @@ def _refine_and_propagate(kn: _Knots, nxt: Affine, stats: dict | None) -> _Knots
     if w2 <= w:  # merge the narrower of the layer's input and output rows
         Y_old = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N, w']
         Y = Y_old.new_empty((M_, w2)).index_copy_(0, new_old, Y_old)
-        Y.index_copy_(0, new_cross, _matmul(Zc.clamp_min_(0.0), wt, nxt.bias))
+        Yc = _matmul(Zc.clamp_min_(0.0), wt, nxt.bias)  # [m, w']
+        Y.index_copy_(0, new_cross, Yc)
+        merged = _nbytes(Y_old, Yc)
+        del Y_old, Yc
     else:
-        Z = Z.new_empty((M_, w)).index_copy_(0, new_old, Z).index_copy_(0, new_cross, Zc)
-        Y = _matmul(Z.clamp_min_(0.0), wt, nxt.bias)  # [N + m, w']
+        Zm = Z.new_empty((M_, w)).index_copy_(0, new_old, Z).index_copy_(0, new_cross, Zc)
+        Y = _matmul(Zm.clamp_min_(0.0), wt, nxt.bias)  # [N + m, w']
+        merged = _nbytes(Zm)
+        del Zm
     T = T.new_empty(M_).index_copy_(0, new_old, T).index_copy_(0, new_cross, t)
     cline = line.index_select(0, k)
     line = line.new_empty(M_).index_copy_(0, new_old, line).index_copy_(0, new_cross, cline)
     crossing = torch.ones(M_, dtype=torch.bool, device=dev).index_copy_(0, new_old, kn.crossing)
+    if stats is not None:  # everything this layer holds at once, at most (kn's tensors stay with the caller)
+        held = merged + _nbytes(Z, zero, Za, Zc, Y, T, line, crossing, kn.T, kn.line, kn.crossing,
+                                k, j, f, t, per_interval, new_old, new_cross, cline)
+        stats["peak_bytes"] = max(stats["peak_bytes"], pending + held)
     count = kn.count + torch.bincount(cline, minlength=n)
     start = torch.cumsum(count, 0) - count
     k0 = new_old.index_select(0, kn.k0)
@@ -411,25 +475,52 @@ def _count_pieces(kn: _Knots, t_min, t_max):
     return 1 + distinct + (kn.zero_break & ~zero_counted).long()
 
 
-def _sweep(layers, kn: _Knots, i: int, t_min, t_max, budget_bytes: int, stats):
-    """Continue at layer i (kn.Z = its pre-activations); split the lines in two when over budget."""
+def _knots_bytes(kn: _Knots) -> int:
+    return _nbytes(kn.T, kn.line, kn.crossing, kn.Z, kn.start, kn.count, kn.k0, kn.zero_break)
+
+
+def _sweep(layers, box: list, i: int, t_min, t_max, budget_bytes: int, stats, pending: int = 0):
+    """Continue at layer i with the knots box.pop() (kn.Z = its pre-activations) -> (class0, t_lo,
+    t_hi, pieces); split the lines in two when over budget.
+
+    The budget is checked twice per layer: with the knots as they are, then with the layer's
+    crossings added (a layer may multiply the knots), before anything of that size is allocated.
+    `pending`: bytes held meanwhile by the callers (the other halves of earlier splits, waiting),
+    counted in the budget. The knots come in a box that this call empties, and a split copies its
+    halves, so that no caller keeps a chunk's knots alive while its halves are swept.
+    """
+    kn = box.pop()
+    entry = _entry_bytes(kn.Z.dtype)
     while True:
         n = kn.start.shape[0]
         N, w = kn.Z.shape
         widest = max(w, layers[i + 1].weight.shape[0]) if i + 1 < len(layers) else w
-        need = N * widest * _entry_bytes(kn.Z.dtype)
-        if n > 1 and need > budget_bytes:  # (a single line over budget goes on regardless)
+        need = N * widest * entry
+        cr = None
+        if pending + need <= budget_bytes and layers[i].relu:
+            cr = _crossings(kn)
+            need = (N + cr.k.shape[0]) * widest * entry  # the knots after this layer's refinement
+        if n > 1 and pending + need > budget_bytes:  # (a single line over budget goes on regardless)
+            del cr
+            h = n // 2
+            halves = [part.clone() for part in reversed(kn.split(h))]  # [b, a], own storage
             if stats is not None:
                 stats["splits"] = stats.get("splits", 0) + 1
-            a, b = kn.split(n // 2)
-            parts = [_sweep(layers, part, i, t_min[sl], t_max[sl], budget_bytes, stats)
-                     for part, sl in ((a, slice(0, n // 2)), (b, slice(n // 2, n)))]
-            return tuple(torch.cat(p) for p in zip(*parts))
+                stats["peak_bytes"] = max(stats.get("peak_bytes", 0), pending + 2 * _knots_bytes(kn))
+            del kn
+            waiting = _knots_bytes(halves[0])  # b waits while a is swept
+            first = _sweep(layers, halves, i, t_min[:h], t_max[:h], budget_bytes, stats, pending + waiting)
+            second = _sweep(layers, halves, i, t_min[h:], t_max[h:], budget_bytes, stats,
+                            pending + _nbytes(*first))
+            return tuple(torch.cat(p) for p in zip(first, second))
         if stats is not None:
-            stats["peak_bytes_estimate"] = max(stats.get("peak_bytes_estimate", 0), need)
+            stats["peak_bytes_estimate"] = max(stats.get("peak_bytes_estimate", 0), pending + need)
         if not layers[i].relu:  # the last layer: logits
             break
-        kn = _refine_and_propagate(kn, layers[i + 1], stats)
+        if cr is None:
+            cr = _crossings(kn)
+        kn = _merge_crossings(kn, cr, layers[i + 1], stats, pending)
+        del cr
         i += 1
         if stats is not None:
             stats.setdefault("knots", [0] * (len(layers) - 1))[i - 1] += kn.T.shape[0]
@@ -446,53 +537,63 @@ def exact_intervals(
     *,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device | None = None,
-    memory_mb: float = 1024.0,
+    memory_mb: float | None = None,
     progress: bool | str = False,
     stats: dict | None = None,
 ) -> Intervals:
     """Exact generalization intervals of `model` along the lines x0 + t·d, t in [t_min, t_max].
 
     x0, d: [lines, features]; t_min, t_max: scalars or [lines]. The lines are swept in chunks whose
-    working set stays under `memory_mb`; a chunk whose knots outgrow it splits itself. `device`
-    defaults to x0's device. `progress`: False, True, or a label for progress lines on stderr.
-    `stats`: a dict to fill with work counters, for benchmarks: knots (after each ReLU layer, summed
-    over lines), matmul_flops, chunks, splits (chunks halved mid-sweep to stay in budget) and
-    peak_bytes_estimate (the largest working set, by the count of knots times widths).
+    working set stays under `memory_mb` (default 1024 on a CPU; on CUDA at most half the free device
+    memory, which is also the default there); a chunk that would outgrow it, counting the knots a
+    layer's crossings add, splits itself first. `device` defaults to x0's device; x0 and d stay
+    where they are and go to `device` one chunk at a time. Results are on `device`. CUDA matmuls run
+    without TF32 (runtime.exact_matmul). `progress`: False, True, or a label for progress lines on
+    stderr. `stats`: a dict to fill with work counters, for benchmarks: knots (after each ReLU layer,
+    summed over lines), matmul_flops, chunks, splits (chunks halved mid-sweep to stay in budget),
+    peak_bytes_estimate (the largest working set by the count of knots times widths, the number the
+    budget is checked against) and peak_bytes (the largest sum of the bytes of the tensors the
+    engine held at once while refining a layer, measured from the tensors themselves).
     """
     device = torch.device(device) if device is not None else torch.as_tensor(x0).device
-    layers = affine_layers(model, dtype=dtype, device=device)
-    x0 = torch.as_tensor(x0).to(device=device, dtype=dtype)
-    d = torch.as_tensor(d).to(device=device, dtype=dtype)
-    _check_lines(x0, d, layers)
-    n = x0.shape[0]
-    t_min, t_max = _line_ranges(t_min, t_max, n, dtype, device)
-    if layers[-1].relu:  # ReLU on the logits: refine it like any other, then read the logits as they are
-        w = layers[-1].weight.shape[0]
-        layers.append(Affine(torch.eye(w, dtype=dtype, device=device), torch.zeros(w, dtype=dtype, device=device), False))
-    budget = int(memory_mb * 2**20)
-    widths = [layer.weight.shape[0] for layer in layers]
-    # a typical line gains about half a layer's width in knots per ReLU layer; a chunk that grows
-    # past the budget splits itself, so the guess only sets the starting size
-    guess_knots = 3 + sum(w for w, layer in zip(widths, layers) if layer.relu) // 2
-    cap = _MAX_CHUNK_LINES if device.type == "cpu" else n  # a GPU wants the biggest chunk that fits
-    chunk = max(1, min(n, cap, budget // (guess_knots * max(widths) * _entry_bytes(dtype))))
-    if stats is not None:
-        stats.update(knots=[0] * (len(layers) - 1), matmul_flops=0, chunks=0, splits=0, peak_bytes_estimate=0)
-    out = []
-    bar = Progress(n, label=progress if isinstance(progress, str) else "exact GI", enabled=bool(progress))
-    first = layers[0]
-    with torch.no_grad():
+    with exact_matmul(), torch.no_grad():
+        layers = affine_layers(model, dtype=dtype, device=device)
+        x0, d = torch.as_tensor(x0), torch.as_tensor(d)
+        _check_lines(x0, d, layers)
+        n = x0.shape[0]
+        t_min, t_max = _line_ranges(t_min, t_max, n, dtype, device)
+        if layers[-1].relu:  # ReLU on the logits: refine it like any other, then read the logits as they are
+            w = layers[-1].weight.shape[0]
+            layers.append(Affine(torch.eye(w, dtype=dtype, device=device),
+                                 torch.zeros(w, dtype=dtype, device=device), False))
+        budget = _budget_bytes(memory_mb, device)
+        widths = [layer.weight.shape[0] for layer in layers]
+        # a typical line gains about half a layer's width in knots per ReLU layer; a chunk that grows
+        # past the budget splits itself, so the guess only sets the starting size
+        guess_knots = 3 + sum(w for w, layer in zip(widths, layers) if layer.relu) // 2
+        cap = _MAX_CHUNK_LINES if device.type == "cpu" else n  # a GPU wants the biggest chunk that fits
+        chunk = max(1, min(n, cap, budget // (guess_knots * max(widths) * _entry_bytes(dtype))))
+        if stats is not None:
+            stats.update(knots=[0] * (len(layers) - 1), matmul_flops=0, chunks=0, splits=0,
+                         peak_bytes_estimate=0, peak_bytes=0)
+        out = []
+        bar = Progress(n, label=progress if isinstance(progress, str) else "exact GI", enabled=bool(progress))
+        first = layers[0]
         for lo in range(0, n, chunk):
             sl = slice(lo, min(n, lo + chunk))
-            a = _matmul(x0[sl], first.weight.T, first.bias)  # [c, w1] pre-activation at t = 0
-            s = _matmul(d[sl], first.weight.T, torch.zeros_like(first.bias))  # [c, w1] its slope in t
+            xs = x0[sl].to(device=device, dtype=dtype)  # [c, F]
+            ds = d[sl].to(device=device, dtype=dtype)
+            a = _matmul(xs, first.weight.T, first.bias)  # [c, w1] pre-activation at t = 0
+            s = _matmul(ds, first.weight.T, torch.zeros_like(first.bias))  # [c, w1] its slope in t
+            del xs, ds
             if stats is not None:
                 stats["matmul_flops"] += 4 * a.shape[0] * first.weight.numel()
                 stats["chunks"] += 1
-            kn = _initial_knots(a, s, t_min[sl], t_max[sl])
-            out.append(_sweep(layers, kn, 0, t_min[sl], t_max[sl], budget, stats))
+            box = [_initial_knots(a, s, t_min[sl], t_max[sl])]
+            del a, s
+            out.append(_sweep(layers, box, 0, t_min[sl], t_max[sl], budget, stats))
             bar.update(sl.stop - sl.start)
-    bar.close()
+        bar.close()
     if not out:
         empty = torch.zeros(0, dtype=dtype, device=device)
         return Intervals(empty.long(), empty, empty, empty, empty.long())
@@ -504,6 +605,7 @@ def exact_intervals(
 # the grid baseline (for comparison only)
 
 
+@exact_matmul()  # no TF32 on CUDA, as in the exact engine
 def grid_intervals(
     model: nn.Module,
     x0,

@@ -38,15 +38,13 @@ A query not certified when `max_iter` rounds are spent is returned with certifie
 from __future__ import annotations
 
 import math
-import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from gisweep import GisweepError
-from gisweep.runtime import pick_device, pick_dtype
+from gisweep.runtime import Progress, exact_matmul, pick_device, pick_dtype
 
 
 ADD_GROWTH = 0.5  # a round adds up to this fraction of the support size (at least add_per_iter)
@@ -115,35 +113,9 @@ def _as_matrix(a, name: str, device, dtype) -> torch.Tensor:
     return t
 
 
-def _resolve_device(device) -> torch.device:
-    return device if isinstance(device, torch.device) else pick_device(str(device))
-
-
-def _resolve_dtype(dtype) -> torch.dtype:
-    """torch.float64 / torch.float32, or their names."""
-    if isinstance(dtype, str):
-        return pick_dtype(dtype)
-    if dtype not in (torch.float32, torch.float64):
-        raise GisweepError(f"dtype {dtype} is not torch.float32 or torch.float64")
-    return dtype
-
-
-class _Progress:
-    """A log line to stderr at most every `every` seconds."""
-
-    def __init__(self, enabled: bool, every: float = 5.0, label: str = "hull_distance"):
-        self.enabled, self.every, self.label = enabled, every, label
-        self.start = self.last = time.perf_counter()
-
-    def __call__(self, msg_fn) -> None:
-        now = time.perf_counter()
-        if self.enabled and now - self.last >= self.every:
-            self.last = now
-            print(f"{self.label}: {msg_fn()} [{now - self.start:.1f} s]", file=sys.stderr, flush=True)
-
-
 def _memory_budget(memory_mb: float | None, dev: torch.device) -> float:
-    """Working memory in bytes: memory_mb if given, else 1 GiB on CPU and 40% of free CUDA memory."""
+    """Working memory in bytes: memory_mb if given, else 1 GiB on CPU and 40% of the free memory of the
+    CUDA device (torch.cuda.mem_get_info, read when the solve starts)."""
     if memory_mb is not None:
         if not memory_mb > 0:
             raise GisweepError(f"memory_mb={memory_mb}: must be > 0")
@@ -210,9 +182,11 @@ def _minor_cycles(gss, rhs, lam, used, reg: float, beta: float, max_steps: int):
     Returns updated (lam, used); lambda stays feasible throughout.
     """
     going = torch.ones(lam.shape[0], dtype=torch.bool, device=lam.device)  # [B]
-    for _ in range(max_steps):
-        rows = going.nonzero().squeeze(1)
-        if rows.numel() == 0:
+    for step in range(max_steps):
+        # every row takes the first step (a view, no gather); later ones only the rows still going
+        # (one host sync a step: the number of rows sets the shapes)
+        rows = slice(None) if step == 0 else going.nonzero().squeeze(1)
+        if step and rows.numel() == 0:
             break
         g_r, rhs_r, lam_r, used_r = gss[rows], rhs[rows], lam[rows], used[rows]
         delta = _newton_step(g_r, rhs_r, used_r, reg, beta)  # [b, K]
@@ -240,7 +214,7 @@ def _add_points(idx, lam, used, cand, ok):
     slots take them. Returns (idx, lam, used, new) with new [B, K] marking the slots just filled.
     """
     B, K = idx.shape
-    need = int((used.sum(1) + ok.sum(1)).max())
+    need = int((used.sum(1) + ok.sum(1)).max())  # host sync: the new width
     if need > K:
         pad = need - K
         idx = torch.cat([idx, torch.zeros(B, pad, dtype=idx.dtype, device=idx.device)], 1)
@@ -255,6 +229,7 @@ def _add_points(idx, lam, used, cand, ok):
 # ----------------------------------------------------------------------------- public API
 
 
+@exact_matmul()
 def hull_distance(
     train,
     queries,
@@ -280,8 +255,8 @@ def hull_distance(
     are solved in chunks sized to stay near this working memory (default: 1 GiB on CPU, 40% of the free
     memory on CUDA). progress: log lines to stderr every few seconds. Results are on the CPU.
     """
-    dev = _resolve_device(device)
-    dtype = _resolve_dtype(dtype)
+    dev = pick_device(str(device))
+    dtype = pick_dtype(dtype)
     if not tol > 0:
         raise GisweepError(f"tol={tol}: must be > 0")
     if max_iter < 1 or add_per_iter < 1:
@@ -319,13 +294,13 @@ def hull_distance(
     out_it = torch.empty(Q, dtype=torch.int64)
     out_idx: list[torch.Tensor] = []
     out_w: list[torch.Tensor] = []
-    log = _Progress(progress)
+    log = Progress(label="hull_distance", enabled=progress)
     starts = list(range(0, Q, chunk_size))
     for c, s0 in enumerate(starts):
         s1 = min(s0 + chunk_size, Q)
         d, lo, it, idx, w = _solve_chunk(
             X, gram, Xq[s0:s1], tol, atol, radius, unit, reg_rel, max_iter, add_per_iter,
-            lambda msg, c=c: log(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}"),
+            lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}"),
         )
         out_d[s0:s1], out_lo[s0:s1], out_it[s0:s1] = d.cpu(), lo.cpu(), it.cpu()
         out_idx.append(idx.cpu())
@@ -383,27 +358,33 @@ def _solve_chunk(X, gram, x, tol, atol, radius, unit, reg_rel, max_iter, add_per
         gap = viol.max(1).values.clamp_min(0)  # [b] = distance * (distance - lower bound)
         lower = torch.where(dist > 0, ((gg - gap) / dist.clamp_min(torch.finfo(dt).tiny) - slack[rows]), 0)
         lower = lower.clamp_min(0)
-        done = (dist - lower <= torch.clamp(tol * dist, min=atol)) | (it == max_iter)
-        if done.any():
-            fin = rows[done]
-            res_d[fin], res_lo[fin] = dist[done], lower[done]
+        done = (dist - lower <= torch.clamp(tol * dist, min=atol)) | (it == max_iter)  # [b]
+        # a row adds up to max(add_per_iter, |S| * grow) points: few rounds also for large supports
+        size = used.sum(1)  # [b]
+        per_row = torch.clamp((size * ADD_GROWTH).long(), min=add_per_iter)
+        per_row = torch.where(stalled, 1, per_row)  # a stalled row takes only its best point (Wolfe's step)
+        # one host sync for the round's bookkeeping: how many rows finished, and the most points a
+        # remaining row adds (the width of the candidate search)
+        n_done, m = torch.stack([done.sum(), torch.where(done, 0, per_row).max()]).tolist()
+        n_going = done.shape[0] - n_done
+        if n_done:
+            # going rows first, then the finished ones, each in row order (as boolean masks would give)
+            split = torch.argsort(done.to(torch.int8), stable=True)  # [b]
+            fin_at, keep = split[n_going:], split[:n_going]
+            fin = rows[fin_at]
+            res_d[fin], res_lo[fin] = dist[fin_at], lower[fin_at]
             res_it[fin] = it
-            res_idx.append((fin, idx[done], torch.where(used[done], lam[done], 0)))
-        keep = ~done
-        if not keep.any():
-            break
-        rows, idx, lam, used = rows[keep], idx[keep], lam[keep], used[keep]
-        viol, gg, stalled = viol[keep], gg[keep], stalled[keep]
+            res_idx.append((fin, idx[fin_at], torch.where(used[fin_at], lam[fin_at], 0)))
+            if not n_going:
+                break
+            rows, idx, lam, used = rows[keep], idx[keep], lam[keep], used[keep]
+            viol, gg, stalled, per_row = viol[keep], gg[keep], stalled[keep], per_row[keep]
         log(lambda: f"round {it}: {rows.numel()}/{B} queries not yet certified")
 
         # candidates: the most violating points outside the support
         in_support = torch.zeros_like(viol).scatter_add_(1, idx, used.to(dt)) > 0  # [b, N]
         outside = viol.masked_fill(in_support, -math.inf)
-        # a row adds up to max(add_per_iter, |S| * grow) points: few rounds also for large supports
-        size = used.sum(1)  # [b]
-        per_row = torch.clamp((size * ADD_GROWTH).long(), min=add_per_iter)
-        per_row = torch.where(stalled, 1, per_row)  # a stalled row takes only its best point (Wolfe's step)
-        m = min(int(per_row.max()), N)
+        m = min(m, N)
         top_v, top_i = outside.topk(m, dim=1)  # [b, m]
         ok = (top_v > 0) & (torch.arange(m, device=dev) < per_row.unsqueeze(1))
         idx, lam, used, new = _add_points(idx, lam, used, top_i, ok)
@@ -415,7 +396,7 @@ def _solve_chunk(X, gram, x, tol, atol, radius, unit, reg_rel, max_iter, add_per
         # pack the support into the first slots and trim the padding to what the next round needs
         order = torch.argsort((~used).to(torch.int8), dim=1, stable=True)  # used slots first
         idx, lam, used, new = idx.gather(1, order), lam.gather(1, order), used.gather(1, order), new.gather(1, order)
-        K = min(N, max(int(used.sum(1).max()) + add_per_iter, K0))  # next round may grow it
+        K = min(N, max(int(used.sum(1).max()) + add_per_iter, K0))  # next round may grow it (host sync)
         idx, lam, used, new = idx[:, :K], lam[:, :K], used[:, :K], new[:, :K]
         stalled = ok.any(1) & ~(new & used & (lam > 0)).any(1)
 
@@ -442,13 +423,14 @@ def _nearest_rows(X, x, candidates: int = 4):
     return cand.gather(1, exact.argmin(1, keepdim=True)).squeeze(1)
 
 
+@exact_matmul()
 def nearest_neighbor_distance(train, queries, device="auto", dtype: torch.dtype = torch.float64,
                               memory_mb: float | None = None):
     """Euclidean distance from each query to its nearest training row.
 
     train [N, D], queries [Q, D] -> (distance [Q], index [Q] int64), on the CPU.
     """
-    dev, dtype = _resolve_device(device), _resolve_dtype(dtype)
+    dev, dtype = pick_device(str(device)), pick_dtype(dtype)
     X = _as_matrix(train, "train", dev, dtype)
     Xq = _as_matrix(queries, "queries", dev, dtype)
     if Xq.shape[1] != X.shape[1]:
@@ -465,6 +447,7 @@ def nearest_neighbor_distance(train, queries, device="auto", dtype: torch.dtype 
     return torch.cat(dist), torch.cat(index)
 
 
+@exact_matmul()
 def hull_diameter(train, device="auto", dtype: torch.dtype = torch.float64, memory_mb: float | None = None):
     """Largest distance between two training rows (the diameter of their convex hull).
 
@@ -472,7 +455,7 @@ def hull_diameter(train, device="auto", dtype: torch.dtype = torch.float64, memo
     Row blocks of the pairwise squared distances (Gram expansion) pick a few candidate pairs per block;
     the candidates are then measured exactly.
     """
-    dev, dtype = _resolve_device(device), _resolve_dtype(dtype)
+    dev, dtype = pick_device(str(device)), pick_dtype(dtype)
     raw = _as_matrix(train, "train", dev, dtype)
     X = raw - raw.mean(0, keepdim=True)
     N = X.shape[0]

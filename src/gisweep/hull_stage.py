@@ -19,11 +19,16 @@ Output `results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spa
   support_weight  their weights
 
 The per-space summary is stored in the file's metadata (gisweep.io.read_provenance(path)['summary'],
-read with `read_summary`): space, features, train_points, diameter (exact largest pairwise training
-distance) and its pair, tol, atol, and per kind ('test', 'random'): n, fraction_outside,
+read with gisweep.hull_summary.read_summary): space, features, train_points, diameter (exact largest
+pairwise training distance) and its pair, tol, atol, and per kind ('test', 'random'): n, fraction_outside,
 fraction_certified, not_certified, distance mean/std/min/max, skewness, excess kurtosis, normaltest_p
 (scipy.stats.normaltest, D'Agostino-Pearson; None below 8 points), rel_distance mean/max,
-nn_distance mean, and the mean ratio distance / nn_distance. `hull-summary` collects these into a table.
+nn_distance mean, and the mean ratio distance / nn_distance. `hull-summary` (gisweep.hull_summary)
+collects these into a table.
+
+Command `hull-nearest` (pixel space): a few test images with their nearest points on the training hull
+and the heaviest support images, re-solved with the full support, saved for the nearest-point figure
+(`results/{dataset}/d{dim}/hull/nearest_pixels.parquet`, columns NEAREST_COLUMNS).
 """
 from __future__ import annotations
 
@@ -37,12 +42,15 @@ import torch
 from gisweep import GisweepError
 from gisweep.data import load_table
 from gisweep.hull import hull_diameter, hull_distance, nearest_neighbor_distance
-from gisweep.io import provenance, read_parquet, read_provenance, write_parquet
+from gisweep.hull_summary import read_summary
+from gisweep.io import provenance, read_parquet, write_parquet
 from gisweep.runtime import pick_device, pick_dtype
 from gisweep import spaces
 
 COLUMNS = ["query", "kind", "source_index", "label", "distance", "lower", "certified", "inside", "rel_distance",
            "nn_distance", "nn_index", "iterations", "support_size", "support_index", "support_weight"]
+NEAREST_COLUMNS = ["query", "source_index", "label", "distance", "support_size", "image", "nearest",
+                   "support_index", "support_weight", "support_image"]
 
 
 def load_space_model(space: str, model_path, features: int):
@@ -61,7 +69,7 @@ def load_space_model(space: str, model_path, features: int):
         if record["in_features"] != features:
             raise GisweepError(f"{model_path}: network takes {record['in_features']} inputs, the data has {features}")
         return load_model(model_path)
-    from gisweep.resnet_features import load_resnet
+    from gisweep.resnet import load_resnet
 
     model = load_resnet(model_path)
     if model.side**2 != features:
@@ -185,32 +193,66 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
     return df
 
 
-def read_summary(path) -> dict:
-    """The per-space summary stored in a hull Parquet's metadata."""
-    meta = read_provenance(path)
-    if "summary" not in meta:
-        raise GisweepError(f"{path}: no hull summary in its metadata (not written by the hull-distance stage)")
-    return meta["summary"]
+def pick_examples(distance: np.ndarray, n: int) -> np.ndarray:
+    """Positions of n queries spread over the distance quantiles (nearest to 1/(n+1), ..., n/(n+1))."""
+    order = np.argsort(distance, kind="stable")
+    n = min(n, len(order))
+    return order[np.round(np.linspace(1, n, n) / (n + 1) * (len(order) - 1)).astype(int)]
 
 
-def summary_table(paths) -> pd.DataFrame:
-    """One row per (file, kind) with the summary's numbers: the hull experiment at a glance."""
-    rows = []
-    for path in paths:
-        s = read_summary(path)
-        for kind in ("test", "random"):
-            if kind in s:
-                rows.append({"file": str(path), "space": s["space"], "kind": kind, "features": s["features"],
-                             "train_points": s["train_points"], "diameter": s["diameter"], **s[kind]})
-    return pd.DataFrame(rows)
+def nearest_examples(data_path, hull_path, out, *, n_examples: int = 4, n_support: int = 5, tol: float = 1e-6,
+                     threads: int | None = None) -> pd.DataFrame:
+    """A few test images of a pixel-space hull table with their nearest points on the training hull.
 
-
-def write_summary(paths, out) -> pd.DataFrame:
-    df = summary_table(paths)
-    write_parquet(df, out, provenance(stage="hull_summary", inputs=[str(p) for p in paths]))
-    with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(df.drop(columns=["file"]).to_string(index=False))
-    return df
+    The examples are spread over the test distances (pick_examples). Their nearest points are solved
+    again with the full support (the hull table keeps only the heaviest support_k); the re-solved
+    distance must match the stored one. Writes `out`, one row per example (NEAREST_COLUMNS):
+    query, source_index, label, distance (re-solved), support_size, image [F] (the test image),
+    nearest [F] (the nearest hull point), support_index / support_weight (the n_support heaviest
+    support points, by weight descending) and support_image [n_support][F] (their training images).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    if n_examples < 1 or n_support < 0:
+        raise GisweepError(f"nearest examples: need examples >= 1 and support >= 0 (got {n_examples}, {n_support})")
+    s = read_summary(hull_path)
+    if s["space"] != "pixels":
+        raise GisweepError(f"{hull_path}: nearest-point images need the pixel space, not '{s['space']}'")
+    df = read_parquet(hull_path, required=["kind", "query", "source_index", "label", "distance"])
+    x_tr, _, x_te, _ = load_table(data_path)
+    test = df[df["kind"] == "test"].reset_index(drop=True)
+    if len(test) == 0:
+        raise GisweepError(f"{hull_path}: no test rows")
+    if int(test["query"].max()) >= len(x_te):
+        raise GisweepError(f"{hull_path}: query positions exceed the {len(x_te)} test rows of {data_path}")
+    spaces.image_side(x_tr.shape[1])  # square images, or a clear error
+    pick = pick_examples(test["distance"].to_numpy(), n_examples)
+    q = test["query"].to_numpy()[pick]
+    res = hull_distance(x_tr.astype(np.float64), x_te[q].astype(np.float64), tol=tol, device="cpu", progress=False)
+    stored = test["distance"].to_numpy()[pick]
+    if not np.allclose(res.distance.numpy(), stored, rtol=1e-4, atol=1e-6 * max(1.0, s["diameter"])):
+        raise GisweepError(f"{hull_path}: stored distances {stored} do not match a re-solve {res.distance.numpy()}"
+                           f" against {data_path} (different data file?)")
+    near = res.nearest_points(torch.as_tensor(x_tr, dtype=torch.float64)).numpy()  # [n, F]
+    idx, w = res.support_index.numpy(), res.support_weight.numpy()  # [n, k] by weight descending, -1 padded
+    keep = [[k for k in range(min(n_support, idx.shape[1])) if idx[r, k] >= 0] for r in range(len(q))]
+    table = pd.DataFrame({
+        "query": q.astype(np.int64),
+        "source_index": test["source_index"].to_numpy(np.int64)[pick],
+        "label": test["label"].to_numpy(np.int64)[pick],
+        "distance": res.distance.numpy().astype(np.float64),
+        "support_size": res.support_size.numpy().astype(np.int64),
+        "image": [x_te[qi].tolist() for qi in q],
+        "nearest": [near[r].tolist() for r in range(len(q))],
+        "support_index": [idx[r, ks].tolist() for r, ks in enumerate(keep)],
+        "support_weight": [w[r, ks].tolist() for r, ks in enumerate(keep)],
+        "support_image": [[x_tr[idx[r, k]].tolist() for k in ks] for r, ks in enumerate(keep)],
+    })
+    meta = provenance(stage="hull_nearest", data=str(data_path), hull=str(hull_path), examples=n_examples,
+                      support=n_support, tol=tol)
+    write_parquet(table[NEAREST_COLUMNS], out, meta)
+    print(f"{out}: {len(table)} examples, distances {np.round(table['distance'].to_numpy(), 4).tolist()}")
+    return table
 
 
 def register_cli(sub) -> None:
@@ -239,7 +281,13 @@ def register_cli(sub) -> None:
         wavelet_mode=a.wavelet_mode, wavelet_level=a.wavelet_level, subset_levels=a.subset_levels,
         device=a.device, dtype=a.dtype, memory_mb=a.memory_mb, threads=a.threads))
 
-    s = sub.add_parser("hull-summary", help="collect the summaries of hull Parquet files into one table")
-    s.add_argument("--inputs", nargs="+", required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=lambda a: write_summary(a.inputs, a.out))
+    n = sub.add_parser("hull-nearest", help="test images of a pixel hull table with their nearest hull points")
+    n.add_argument("--data", required=True, help="data.parquet the hull table was computed from")
+    n.add_argument("--hull", required=True, help="the pixel-space hull Parquet of the same data")
+    n.add_argument("--examples", type=int, default=4, help="test images, spread over the distance quantiles")
+    n.add_argument("--support", type=int, default=5, help="heaviest support training images kept per example")
+    n.add_argument("--tol", type=float, default=1e-6)
+    n.add_argument("--threads", type=int, default=None)
+    n.add_argument("--out", required=True)
+    n.set_defaults(func=lambda a: nearest_examples(a.data, a.hull, a.out, n_examples=a.examples,
+                                                   n_support=a.support, tol=a.tol, threads=a.threads))

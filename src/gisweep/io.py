@@ -1,7 +1,8 @@
 """Reading and writing the pipeline's files: atomic Parquet with provenance, atomic torch files.
 
 Every output is written to a temporary file in the same folder and renamed into place, so a
-killed job never leaves a half-written file under its final name.
+killed job never leaves a half-written file under its final name. pandas, pyarrow and torch are
+imported where used: a command pays for them only when it reads or writes such a file.
 """
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from gisweep import GisweepError, __version__
 
 PROVENANCE_KEY = b"gisweep"
@@ -23,6 +20,8 @@ PROVENANCE_KEY = b"gisweep"
 
 def package_versions() -> dict:
     import numpy
+    import pandas as pd
+    import pyarrow as pa
     import torch
 
     return {
@@ -64,6 +63,9 @@ def atomic_path(path: str | os.PathLike):
 
 def write_parquet(df: pd.DataFrame | pa.Table, path, meta: dict | None = None) -> None:
     """Write a table atomically, with `meta` (JSON-able) stored under the 'gisweep' metadata key."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
     old = table.schema.metadata or {}
     md = {**old, PROVENANCE_KEY: json.dumps(meta or {}, sort_keys=True, default=str).encode()}
@@ -106,6 +108,8 @@ def load_torch(path, kind: str, required=()) -> dict:
 
 def read_parquet(path, columns: list[str] | None = None, required: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet file; a missing, corrupt or incomplete file raises GisweepError naming it."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.exists():
         raise GisweepError(f"{path}: file not found")
@@ -121,6 +125,8 @@ def read_parquet(path, columns: list[str] | None = None, required: list[str] | N
 
 def read_provenance(path) -> dict:
     """The provenance record stored by write_parquet."""
+    import pyarrow.parquet as pq
+
     try:
         md = pq.read_schema(path).metadata or {}
     except Exception as e:

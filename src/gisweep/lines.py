@@ -31,10 +31,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 import torch
-from scipy.spatial.distance import pdist
 
 from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
@@ -88,6 +85,8 @@ def _check_count(family: str, count) -> int:
 
 
 def _frame(family: str, i, j, k, label, t_min: float, t_max: float, scale=None) -> pd.DataFrame:
+    import pandas as pd
+
     n = len(i)
     df = pd.DataFrame({
         "line": np.arange(n, dtype=np.int64),
@@ -108,6 +107,8 @@ def class_pair_scale(x: np.ndarray, labels: np.ndarray, c: int) -> float:
     rows = np.asarray(x, np.float64)[labels == c]
     if len(rows) < 2:
         raise GisweepError(f"class {c} has {len(rows)} training sample(s): a pair distance needs at least 2")
+    from scipy.spatial.distance import pdist
+
     mean = float(pdist(rows).mean())
     if not mean > 0:
         raise GisweepError(f"class {c}: all training samples are identical, the mean pair distance is 0")
@@ -327,6 +328,8 @@ def materialize(lines: pd.DataFrame, x_train: np.ndarray, dtype=torch.float64):
 
 def to_table(df: pd.DataFrame) -> pa.Table:
     """The lines as an Arrow table; `d` (if present) as a fixed-size list of float64."""
+    import pyarrow as pa
+
     plain = pa.Table.from_pandas(df.drop(columns=["d"], errors="ignore"), preserve_index=False)
     if "d" not in df:
         return plain

@@ -1,6 +1,7 @@
 """ReLU MLPs named by architecture strings like '3x128' (3 hidden layers of 128 units)."""
 from __future__ import annotations
 
+import math
 import re
 
 import torch
@@ -24,15 +25,28 @@ def parse_arch(arch: str) -> list[int]:
 
 
 def build_mlp(arch: str, in_features: int, n_classes: int, init_scale: float = 0.05,
-              generator: torch.Generator | None = None) -> nn.Sequential:
-    """Linear-ReLU-...-Linear; weights uniform in [-init_scale, init_scale], biases zero."""
+              generator: torch.Generator | None = None, *, init: str = "uniform",
+              dtype: torch.dtype | None = None) -> nn.Sequential:
+    """Linear-ReLU-...-Linear with hidden widths parse_arch(arch), drawing only from `generator`.
+
+    init 'uniform': weights uniform in [-init_scale, init_scale], biases zero (the GI models).
+    init 'fan_in': weights and biases uniform in +-init_scale / sqrt(fan_in), PyTorch's default
+    Linear init times init_scale, drawn as (rand * 2 - 1) * bound, weight then bias, layer by layer
+    (the toy 2-D networks of gisweep.toy2d)."""
+    if init not in ("uniform", "fan_in"):
+        raise GisweepError(f"unknown init '{init}': expected 'uniform' or 'fan_in'")
     widths = [in_features, *parse_arch(arch), n_classes]
     layers: list[nn.Module] = []
     for k, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
-        lin = nn.Linear(fan_in, fan_out)
+        lin = nn.Linear(fan_in, fan_out, dtype=dtype)
         with torch.no_grad():
-            lin.weight.uniform_(-init_scale, init_scale, generator=generator)
-            lin.bias.zero_()
+            if init == "uniform":
+                lin.weight.uniform_(-init_scale, init_scale, generator=generator)
+                lin.bias.zero_()
+            else:
+                bound = init_scale / math.sqrt(fan_in)
+                lin.weight.copy_((torch.rand(fan_out, fan_in, generator=generator, dtype=lin.weight.dtype) * 2 - 1) * bound)
+                lin.bias.copy_((torch.rand(fan_out, generator=generator, dtype=lin.bias.dtype) * 2 - 1) * bound)
         layers.append(lin)
         if k < len(widths) - 2:
             layers.append(nn.ReLU())

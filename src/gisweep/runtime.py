@@ -21,8 +21,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def pick_dtype(name: str) -> torch.dtype:
+def pick_dtype(name: str | torch.dtype) -> torch.dtype:
+    """'float64' / 'float32', or torch.float64 / torch.float32 themselves."""
     dtypes = {"float64": torch.float64, "float32": torch.float32}
+    if isinstance(name, torch.dtype):
+        if name not in dtypes.values():
+            raise GisweepError(f"dtype {name} is not torch.float32 or torch.float64")
+        return name
     if name not in dtypes:
         raise GisweepError(f"dtype '{name}' is not one of {sorted(dtypes)}")
     return dtypes[name]
@@ -54,7 +59,7 @@ def seed_everything(seed: int) -> torch.Generator:
 class Progress:
     """Progress lines on stderr for long loops: at most one every `every` seconds, plus the last."""
 
-    def __init__(self, total: int, label: str = "", enabled: bool = True, every: float = 5.0):
+    def __init__(self, total: int = 0, label: str = "", enabled: bool = True, every: float = 5.0):
         import time
 
         self.total, self.label, self.enabled, self.every = total, label, enabled, every
@@ -67,6 +72,17 @@ class Progress:
         if self.enabled and (now - self.last >= self.every):
             self.last = now
             self._print(now)
+
+    def note(self, message) -> None:
+        """A free line `label: message [elapsed s]`, at most one every `every` seconds (the same clock as
+        update). message: a string, or a callable returning one (called only when the line is printed)."""
+        now = self._time()
+        if self.enabled and now - self.last >= self.every:
+            import sys
+
+            self.last = now
+            text = message() if callable(message) else message
+            print(f"{self.label}: {text} [{now - self.start:.1f} s]", file=sys.stderr, flush=True)
 
     def _print(self, now) -> None:
         import sys

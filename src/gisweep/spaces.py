@@ -9,7 +9,7 @@ to feature rows [n, D]. Space names (also the file names of the hull stage):
                               the approximation, then the coarsest detail level(s)
   hidden_{arch}_{labels}_s{seed}_l{k}
                               activations after the k-th ReLU of a trained MLP (1-based)
-  resnet_s{seed}              the 64 pooled features of the small CNN of gisweep.resnet_features
+  resnet_s{seed}              the 64 pooled features of the small CNN of gisweep.resnet
 
 Wavelets use mode 'periodization' by default: with an orthogonal wavelet (haar, dbN) and an image
 side divisible by 2^level the transform is orthogonal, so the full coefficient set keeps every
@@ -157,6 +157,6 @@ def features(space: str, x, *, model=None, wavelet_mode: str = "periodization", 
         raise GisweepError(f"space '{space}' needs a model file")
     if spec["kind"] == "hidden":
         return hidden_features(model, x, spec["layer"])
-    from gisweep.resnet_features import pooled_features
+    from gisweep.resnet import pooled_features
 
     return pooled_features(model, x)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ks_2samp
 
 from gisweep import GisweepError
+from gisweep.gi_stats import spans_full_range
 from gisweep.io import atomic_path, provenance, read_parquet, read_provenance, write_csv, write_parquet
 
 KEYS = ["dataset", "dim", "arch", "labels", "seed", "family"]
@@ -27,7 +27,6 @@ PATH_PATTERN = re.compile(
     r"(?P<dataset>[a-z0-9_]+)/d(?P<dim>[0-9]+)/(?P<arch>[1-9][0-9]*x[1-9][0-9]*)/(?P<labels>real|random)"
     r"/s(?P<seed>[0-9]+)/gi_(?P<family>[a-z0-9]+)\.parquet$"
 )
-FULL_RANGE_TOL = 1e-12  # relative: a GI within this of t_max - t_min spans the whole range
 
 
 def run_keys(path) -> dict:
@@ -48,11 +47,10 @@ def gi_stats(df: pd.DataFrame) -> dict:
         return dict(lines=0, gi_mean=np.nan, gi_median=np.nan, gi_std=np.nan, gi_q25=np.nan, gi_q75=np.nan,
                     gi_iqr=np.nan, full_range=np.nan, pieces_mean=np.nan)
     q25, q75 = np.quantile(gi, [0.25, 0.75])
-    span = (df["t_max"] - df["t_min"]).to_numpy(np.float64)
     return dict(
         lines=len(gi), gi_mean=gi.mean(), gi_median=float(np.median(gi)),
         gi_std=gi.std(ddof=1) if len(gi) > 1 else np.nan, gi_q25=q25, gi_q75=q75, gi_iqr=q75 - q25,
-        full_range=float(np.mean(gi >= span * (1 - FULL_RANGE_TOL))), pieces_mean=df["pieces"].mean(),
+        full_range=float(np.mean(spans_full_range(gi, df["t_min"], df["t_max"]))), pieces_mean=df["pieces"].mean(),
     )
 
 
@@ -76,6 +74,8 @@ def gi_summary(gi_paths, history_paths=None) -> pd.DataFrame:
         history_paths = [p.parent / "history.parquet" for p in gi_paths]
     if len(history_paths) != len(gi_paths):
         raise GisweepError(f"{len(gi_paths)} GI files but {len(history_paths)} histories")
+    from scipy.stats import ks_2samp
+
     rows, values = [], {}
     for path, hist in zip(gi_paths, history_paths):
         keys = run_keys(path)
@@ -116,8 +116,8 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(gi_paths, out, markdown=None, csv=None) -> pd.DataFrame:
-    table = gi_summary(gi_paths)
+def write_summary(gi_paths, out, markdown=None, csv=None, history_paths=None) -> pd.DataFrame:
+    table = gi_summary(gi_paths, history_paths)
     write_parquet(table, out, provenance(stage="gi_summary", files=[str(p) for p in gi_paths]))
     if markdown:
         with atomic_path(markdown) as tmp:
@@ -130,8 +130,10 @@ def write_summary(gi_paths, out, markdown=None, csv=None) -> pd.DataFrame:
 
 def register_cli(sub) -> None:
     p = sub.add_parser("gi-summary", help="summary table of GI files (per run and family, with real-vs-random KS)")
-    p.add_argument("--gi", nargs="+", required=True, help="gi_{family}.parquet files under results/")
-    p.add_argument("--out", required=True, help="Parquet table")
-    p.add_argument("--markdown", default=None)
-    p.add_argument("--csv", default=None)
-    p.set_defaults(func=lambda a: write_summary(a.gi, a.out, a.markdown, a.csv))
+    p.add_argument("--inputs", nargs="+", required=True, help="gi_{family}.parquet files under results/")
+    p.add_argument("--histories", nargs="+", default=None,
+                   help="the history.parquet of each GI file's model, in the same order (default: beside it)")
+    p.add_argument("--out-table", required=True, help="Parquet table")
+    p.add_argument("--out-markdown", default=None)
+    p.add_argument("--out-csv", default=None)
+    p.set_defaults(func=lambda a: write_summary(a.inputs, a.out_table, a.out_markdown, a.out_csv, a.histories))

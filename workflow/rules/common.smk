@@ -32,6 +32,14 @@ def run_dir(dataset, dim, arch, labels, seed):
     return f"results/{dataset}/d{dim}/{arch}/{labels}/s{seed}"
 
 
+def model_file(dataset, dim, arch, labels, seed):
+    return f"{run_dir(dataset, dim, arch, labels, seed)}/model.pt"
+
+
+def history_file(dataset, dim, arch, labels, seed):
+    return f"{run_dir(dataset, dim, arch, labels, seed)}/history.parquet"
+
+
 def lines_file(dataset, dim, labels, seed, family):
     return f"results/{dataset}/d{dim}/{labels}/s{seed}/lines_{family}.parquet"
 
@@ -115,22 +123,34 @@ def model_grid():
     return grid
 
 
-def gi_targets():
+def gi_runs():
+    """(dataset, dim, arch, labels, seed, family) of every GI sweep of the default run."""
     m = config["models"]
-    out = [
-        gi_file(ds, dim, arch, labels, seed, family)
+    runs = [
+        (ds, dim, arch, labels, seed, family)
         for ds, dim, arch, families in model_grid()
         for family in families
         for labels in m["labels"]
         for seed in m["seeds"]
     ]
-    return list(dict.fromkeys(out))
+    return list(dict.fromkeys(runs))
+
+
+def gi_targets():
+    return [gi_file(*run) for run in gi_runs()]
 
 
 def summary_inputs(wildcards=None):
-    """Every GI file of the default run with the training history beside it."""
-    gi = gi_targets()
-    return {"gi": gi, "history": [str(Path(p).parent / "history.parquet") for p in gi]}
+    """Every GI file of the default run with the training history of its model."""
+    return {"gi": gi_targets(), "history": [history_file(*run[:5]) for run in gi_runs()]}
+
+
+# the same paths as wildcard patterns, for rules' outputs
+DATA = data_file("{dataset}", "{dim}")
+MODEL = {labels: model_file("{dataset}", "{dim}", "{arch}", labels, "{seed}") for labels in ("real", "random", "{labels}")}
+HISTORY = {labels: history_file("{dataset}", "{dim}", "{arch}", labels, "{seed}") for labels in ("real", "random")}
+LINES = lines_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}")
+GI = gi_file("{dataset}", "{dim}", "{arch}", "{labels}", "{seed}", "{family}")
 
 
 def figure_file(name):
@@ -213,10 +233,6 @@ def families_series(wildcards):
     ]
 
 
-def series_args(series):
-    return " ".join(f"--series '{p}' {m} {f}" for p, m, f in series)
-
-
 def classes_title(dataset, family):
     classes = line_classes(dataset, family)
     return "all classes" if classes == "all" else f"class {classes}" if " " not in classes else f"classes {classes}"
@@ -230,8 +246,15 @@ def all_targets():
     return [path for targets in TARGET_FUNCTIONS for path in targets()]
 
 
+SUMMARY = {
+    "table": "results/tables/gi_summary.parquet",
+    "markdown": "results/tables/gi_summary.md",
+    "csv": "results/tables/gi_summary.csv",
+}
+
+
 def summary_targets():
-    return ["results/tables/gi_summary.parquet", "results/tables/gi_summary.md", "results/tables/gi_summary.csv"]
+    return list(SUMMARY.values())
 
 
 def gpus():
@@ -242,3 +265,33 @@ def gpus():
 def overparam_json(part):
     """The config of one over-parameterization sweep ('polynomial' or 'network'), as JSON for the CLI."""
     return json.dumps(config["overparam"][part], sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the along, dynamics and fractions stages (workflow/rules/along.smk, dynamics.smk,
+# fractions.smk). Called with "{wildcard}" strings they give the rules' patterns. (Block owned by
+# those stages; other helpers live above.)
+
+
+def along_file(dataset, dim, arch, labels, seed):
+    """Outputs of one model along directions (gisweep.along)."""
+    return f"{run_dir(dataset, dim, arch, labels, seed)}/along.parquet"
+
+
+def dynamics_file(dataset, dim, arch, seed):
+    """Checkpoints of the real-label model trained again (gisweep.dynamics)."""
+    return f"{run_dir(dataset, dim, arch, 'real', seed)}/gi_during_training.parquet"
+
+
+def fraction_mode(pct):
+    """The label mode in the paths of a model trained on pct % randomised labels."""
+    return f"frac{pct}"
+
+
+def fraction_run_file(dataset, dim, arch, pct, seed):
+    """One label-fraction run's row (gisweep.fractions); its model is model_file(..., fraction_mode(pct), seed)."""
+    return f"{run_dir(dataset, dim, arch, fraction_mode(pct), seed)}/fraction_run.parquet"
+
+
+GI_VS_ACCURACY = "results/tables/gi_vs_accuracy.csv"
+LABEL_FRACTIONS = {"table": "results/tables/label_fractions.parquet", "csv": "results/tables/label_fractions.csv"}

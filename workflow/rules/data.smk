@@ -1,8 +1,9 @@
+# The data stage: one table of training and test samples per dataset and input dimension.
 rule prepare_data:
     input:
-        code=code("data", "datasets", "io"),
+        code=code("prepare-data"),
     output:
-        data="results/{dataset}/d{dim}/data.parquet",
+        data=DATA,
     params:
         seed=config["data"]["seed"],
         per_class=config["data"]["train_per_class"],

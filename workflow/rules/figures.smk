@@ -1,7 +1,10 @@
 # The paper's GI density figures (4-8) and one density figure of every line family per dataset and
 # dimension; each a target of its own under results/figures/ (see figure_targets in common.smk).
-FIGURE_CODE = code("figures", "io")
-DENSITY_SHELL = "python -m gisweep plot-gi-density {params.series} --title '{params.title}' --out {output.figure} > {log} 2>&1"
+FIGURE_CODE = code("plot-gi-density")
+DENSITY_SHELL = (
+    "python -m gisweep plot-gi-density --inputs {input.gi} --panels {params.panels:q} --modes {params.modes}"
+    " --title {params.title:q} --out {output.figure} > {log} 2>&1"
+)
 
 
 rule plot_gi_pairs_by_dim:
@@ -16,7 +19,8 @@ rule plot_gi_pairs_by_dim:
             subcategory="Input dimension",
         ),
     params:
-        series=lambda wc: series_args(fig4_series(wc)),
+        panels=lambda wc: [p for p, _, _ in fig4_series(wc)],
+        modes=lambda wc: [m for _, m, _ in fig4_series(wc)],
         title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
@@ -38,7 +42,8 @@ rule plot_gi_triangles_by_dim:
             subcategory="Input dimension",
         ),
     params:
-        series=lambda wc: series_args(fig5_series(wc)),
+        panels=lambda wc: [p for p, _, _ in fig5_series(wc)],
+        modes=lambda wc: [m for _, m, _ in fig5_series(wc)],
         title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
@@ -60,7 +65,8 @@ rule plot_gi_pairs_by_arch:
             subcategory="Architecture",
         ),
     params:
-        series=lambda wc: series_args(fig6_series(wc)),
+        panels=lambda wc: [p for p, _, _ in fig6_series(wc)],
+        modes=lambda wc: [m for _, m, _ in fig6_series(wc)],
         title=lambda wc: (
             f"Pair GIs of {config['models']['compare_at']['dataset']} {config['models']['compare_at']['dim']}"
             f"×{config['models']['compare_at']['dim']} "
@@ -86,7 +92,8 @@ rule plot_gi_cifar10_pairs:
             subcategory="CIFAR-10",
         ),
     params:
-        series=lambda wc: series_args(fig7_series(wc)),
+        panels=lambda wc: [p for p, _, _ in fig7_series(wc)],
+        modes=lambda wc: [m for _, m, _ in fig7_series(wc)],
         title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig7_gi_cifar10_pairs_{fmt}.log",
@@ -108,7 +115,8 @@ rule plot_gi_moons_pairs:
             subcategory="Two moons",
         ),
     params:
-        series=lambda wc: series_args(fig8_series(wc)),
+        panels=lambda wc: [p for p, _, _ in fig8_series(wc)],
+        modes=lambda wc: [m for _, m, _ in fig8_series(wc)],
         title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}",
     log:
         "logs/figures/fig8_gi_moons_pairs_{fmt}.log",
@@ -130,7 +138,8 @@ rule plot_gi_families:
             subcategory="Line families",
         ),
     params:
-        series=lambda wc: series_args(families_series(wc)),
+        panels=lambda wc: [p for p, _, _ in families_series(wc)],
+        modes=lambda wc: [m for _, m, _ in families_series(wc)],
         title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}",
     log:
         "logs/figures/gi_families_{dataset}_d{dim}_{fmt}.log",

@@ -1,11 +1,11 @@
 rule batched_gi:
     input:
-        model="results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/model.pt",
-        data="results/{dataset}/d{dim}/data.parquet",
-        lines="results/{dataset}/d{dim}/{labels}/s{seed}/lines_{family}.parquet",
-        code=code("gi", "gi_stage", "lines", "data", "models", "io"),
+        model=MODEL["{labels}"],
+        data=DATA,
+        lines=LINES,
+        code=code("batched-gi"),
     output:
-        gi="results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/gi_{family}.parquet",
+        gi=GI,
     params:
         device=config["device"],
         dtype=config["gi"]["dtype"],
@@ -26,15 +26,13 @@ rule batched_gi:
 rule gi_summary:
     input:
         unpack(summary_inputs),
-        code=code("summary", "io"),
+        code=code("gi-summary"),
     output:
-        table="results/tables/gi_summary.parquet",
-        markdown="results/tables/gi_summary.md",
-        csv="results/tables/gi_summary.csv",
+        **SUMMARY,
     log:
         "logs/gi_summary.log",
     conda:
         ENV
     shell:
-        "python -m gisweep gi-summary --gi {input.gi} --out {output.table} --markdown {output.markdown}"
-        " --csv {output.csv} > {log} 2>&1"
+        "python -m gisweep gi-summary --inputs {input.gi} --histories {input.history} --out-table {output.table}"
+        " --out-markdown {output.markdown} --out-csv {output.csv} > {log} 2>&1"

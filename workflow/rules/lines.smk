@@ -1,10 +1,10 @@
 # One Parquet of lines per family, dataset, dimension, label mode and seed (see gisweep.lines).
 rule sample_pairs:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code("lines", "directions", "data", "io"),
+        data=DATA,
+        code=code("sample-pairs"),
     output:
-        lines="results/{dataset}/d{dim}/{labels}/s{seed}/lines_pairs.parquet",
+        lines=lines_file("{dataset}", "{dim}", "{labels}", "{seed}", "pairs"),
     params:
         classes=lambda wc: line_classes(wc.dataset, "pairs"),
         t_min=config["lines"]["pairs"]["t_min"],
@@ -21,10 +21,12 @@ rule sample_pairs:
 
 rule sample_lines:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code("lines", "directions", "data", "io"),
+        data=DATA,
+        code=code("sample-lines"),
     output:
-        lines="results/{dataset}/d{dim}/{labels}/s{seed}/lines_{family,diffpairs|triangles|random|pc1|minor|perp}.parquet",
+        lines=lines_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}"),
+    wildcard_constraints:
+        family="diffpairs|triangles|random|pc1|minor|perp",
     params:
         args=line_args,
     log:

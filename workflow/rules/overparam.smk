@@ -1,8 +1,8 @@
-# Inside vs outside the training convex hull (Yousefzadeh 2021, sections 3 and 4):
-# a Legendre-polynomial decision boundary and ReLU MLPs, from under- to over-parameterized,
-# under several training regimes. Parameters: config["overparam"]["polynomial"] and
-# config["overparam"]["network"] (missing keys take the defaults of gisweep.polynomial.DEFAULTS
-# and gisweep.overparam.NETWORK_DEFAULTS).
+# Inside vs outside the training convex hull (Yousefzadeh 2021, sections 3 and 4), package
+# gisweep.toy2d: a Legendre-polynomial decision boundary and ReLU MLPs, from under- to
+# over-parameterized, under several training regimes, on one 2-D data set. The sweeps get the
+# validated config["overparam"]["polynomial"] / ["network"] (defaults and bounds: the schema's
+# `overparam` section); the plot rules read only the sweeps' tables (gisweep.figures.toy2d).
 
 
 OVERPARAM_FIGURES = [
@@ -12,13 +12,13 @@ OVERPARAM_FIGURES = [
     "overparam_network_disagreement",
 ]
 TARGET_FUNCTIONS.append(
-    lambda: [f"results/figures/{name}.png" for name in OVERPARAM_FIGURES] if config["overparam"]["enabled"] else []
+    lambda: [figure_file(name) for name in OVERPARAM_FIGURES] if config["overparam"]["enabled"] else []
 )
 
 
 rule polynomial_sweep:
     input:
-        code=code("polynomial", "io"),
+        code=code("polynomial-sweep"),
     output:
         metrics="results/overparam/polynomial_metrics.parquet",
         curves="results/overparam/polynomial_curves.parquet",
@@ -30,12 +30,12 @@ rule polynomial_sweep:
         ENV
     shell:
         "python -m gisweep polynomial-sweep --config-json {params.cfg:q}"
-        " --metrics {output.metrics:q} --curves {output.curves:q} > {log:q} 2>&1"
+        " --out-metrics {output.metrics:q} --out-curves {output.curves:q} > {log:q} 2>&1"
 
 
 rule network_sweep:
     input:
-        code=code("overparam", "polynomial", "io"),
+        code=code("network-sweep"),
     output:
         metrics="results/overparam/network_metrics.parquet",
         regions="results/overparam/network_regions.parquet",
@@ -47,17 +47,17 @@ rule network_sweep:
         ENV
     shell:
         "python -m gisweep network-sweep --config-json {params.cfg:q}"
-        " --metrics {output.metrics:q} --regions {output.regions:q} > {log:q} 2>&1"
+        " --out-metrics {output.metrics:q} --out-regions {output.regions:q} > {log:q} 2>&1"
 
 
 rule plot_polynomial_boundaries:
     input:
-        metrics="results/overparam/polynomial_metrics.parquet",
-        curves="results/overparam/polynomial_curves.parquet",
-        code=code("polynomial", "io"),
+        metrics=rules.polynomial_sweep.output.metrics,
+        curves=rules.polynomial_sweep.output.curves,
+        code=code("plot-polynomial-boundaries"),
     output:
-        png=report(
-            "results/figures/overparam_polynomial_boundaries.png",
+        figure=report(
+            figure_file("overparam_polynomial_boundaries"),
             caption="../report/overparam_polynomial.rst",
             category="Inside vs outside the hull",
             subcategory="Polynomial decision boundary",
@@ -68,16 +68,16 @@ rule plot_polynomial_boundaries:
         ENV
     shell:
         "python -m gisweep plot-polynomial-boundaries --metrics {input.metrics:q} --curves {input.curves:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule plot_polynomial_disagreement:
     input:
-        metrics="results/overparam/polynomial_metrics.parquet",
-        code=code("polynomial", "io"),
+        metrics=rules.polynomial_sweep.output.metrics,
+        code=code("plot-polynomial-disagreement"),
     output:
-        png=report(
-            "results/figures/overparam_polynomial_disagreement.png",
+        figure=report(
+            figure_file("overparam_polynomial_disagreement"),
             caption="../report/overparam_polynomial.rst",
             category="Inside vs outside the hull",
             subcategory="Polynomial decision boundary",
@@ -87,17 +87,17 @@ rule plot_polynomial_disagreement:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
+        "python -m gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule plot_network_regions:
     input:
-        metrics="results/overparam/network_metrics.parquet",
-        regions="results/overparam/network_regions.parquet",
-        code=code("overparam", "io"),
+        metrics=rules.network_sweep.output.metrics,
+        regions=rules.network_sweep.output.regions,
+        code=code("plot-network-regions"),
     output:
-        png=report(
-            "results/figures/overparam_network_regions.png",
+        figure=report(
+            figure_file("overparam_network_regions"),
             caption="../report/overparam_network.rst",
             category="Inside vs outside the hull",
             subcategory="ReLU networks",
@@ -108,16 +108,16 @@ rule plot_network_regions:
         ENV
     shell:
         "python -m gisweep plot-network-regions --metrics {input.metrics:q} --regions {input.regions:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --out {output.figure:q} > {log:q} 2>&1"
 
 
 rule plot_network_disagreement:
     input:
-        metrics="results/overparam/network_metrics.parquet",
-        code=code("overparam", "io"),
+        metrics=rules.network_sweep.output.metrics,
+        code=code("plot-network-disagreement"),
     output:
-        png=report(
-            "results/figures/overparam_network_disagreement.png",
+        figure=report(
+            figure_file("overparam_network_disagreement"),
             caption="../report/overparam_network.rst",
             category="Inside vs outside the hull",
             subcategory="ReLU networks",
@@ -127,4 +127,4 @@ rule plot_network_disagreement:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.png:q} > {log:q} 2>&1"
+        "python -m gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"

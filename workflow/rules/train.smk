@@ -8,11 +8,11 @@ TRAIN_SHELL = (
 
 rule train_real:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code("train", "models", "data", "io"),
+        data=DATA,
+        code=code("train"),
     output:
-        model="results/{dataset}/d{dim}/{arch}/real/s{seed}/model.pt",
-        history="results/{dataset}/d{dim}/{arch}/real/s{seed}/history.parquet",
+        model=MODEL["real"],
+        history=HISTORY["real"],
     params:
         labels="real",
         device=config["device"],
@@ -30,11 +30,11 @@ rule train_real:
 
 rule train_random:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code("train", "models", "data", "io"),
+        data=DATA,
+        code=code("train"),
     output:
-        model="results/{dataset}/d{dim}/{arch}/random/s{seed}/model.pt",
-        history="results/{dataset}/d{dim}/{arch}/random/s{seed}/history.parquet",
+        model=MODEL["random"],
+        history=HISTORY["random"],
     params:
         labels="random",
         device=config["device"],

@@ -7,6 +7,7 @@ import seaborn as sns
 
 from gisweep import GisweepError
 from gisweep.figures.common import LABEL_COLORS, plt, save_figure
+from gisweep.gi_stats import spans_full_range
 from gisweep.io import read_parquet
 
 
@@ -30,7 +31,7 @@ def gi_density_panels(series: list[tuple[str, str, str]], out, title: str = "") 
             raise GisweepError(f"{path}: non-finite GI or range values")
         frames.append(df.assign(panel=panel, labels=mode))
     data = pd.concat(frames, ignore_index=True)
-    data["full"] = data.gi >= (data.t_max - data.t_min) * (1 - 1e-12)
+    data["full"] = spans_full_range(data.gi, data.t_min, data.t_max)
     panels = list(dict.fromkeys(p for p, _, _ in series))
     ncols = min(4, len(panels))  # at most four panels a row
     nrows = -(-len(panels) // ncols)
@@ -63,10 +64,20 @@ def gi_density_panels(series: list[tuple[str, str, str]], out, title: str = "") 
     return pd.DataFrame(rows)
 
 
+def _plot_cli(args) -> None:
+    n = len(args.inputs)
+    if len(args.panels) != n or len(args.modes) != n:
+        raise GisweepError(f"--inputs has {n} files but --panels has {len(args.panels)} and --modes "
+                           f"{len(args.modes)} entries: give one panel and one label mode per file")
+    series = list(zip(args.panels, args.modes, args.inputs))
+    print(gi_density_panels(series, args.out, args.title).to_string(index=False))
+
+
 def register_cli(sub) -> None:
     p = sub.add_parser("plot-gi-density", help="GI density panels, real vs random labels")
-    p.add_argument("--series", nargs=3, action="append", metavar=("PANEL", "LABELS", "GI_PARQUET"), required=True)
+    p.add_argument("--inputs", nargs="+", required=True, metavar="GI_PARQUET", help="gi_{family}.parquet files")
+    p.add_argument("--panels", nargs="+", required=True, help="the panel of each input file, in order")
+    p.add_argument("--modes", nargs="+", required=True, help="the label mode (real, random) of each input file")
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: print(gi_density_panels([tuple(s) for s in a.series], a.out, a.title)
-                                        .to_string(index=False)))
+    p.set_defaults(func=_plot_cli)

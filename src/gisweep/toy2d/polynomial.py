@@ -1,6 +1,6 @@
-"""Inside vs outside the training hull: a polynomial decision boundary (Yousefzadeh 2021, sec. 3).
+"""Legendre-polynomial decision boundaries (command polynomial-sweep), Yousefzadeh (2021), section 3.
 
-Data: the 2-D two-class points of `gisweep.overparam` (same seed, same points): class +1 above,
+Data: the 2-D two-class points of `gisweep.toy2d.data` (same seed, same points as the network sweep): class +1 above,
 class -1 below the true curve x2 = g(x1) = A sin(w x1), x1 ~ U[-1, 1].
 
 Model: the classifier sign(x2 - p(x1)) with boundary p(x1) = sum_k c_k P_k(x1), P_k the standard
@@ -42,77 +42,24 @@ import pandas as pd
 from numpy.polynomial import legendre as L
 
 from gisweep import GisweepError
-from gisweep.figures import save_figure
-from gisweep.overparam import (
-    DATA_CHECKS,
-    DATA_DEFAULTS,
-    DATA_DESCRIPTIONS,
-    accuracy,
-    check_choice_list,
-    check_int,
-    check_int_list,
-    check_num,
+from gisweep.toy2d.config import parse_config_json, part_schema, resolve
+from gisweep.toy2d.data import (
     compare_rows,
     curve_rows,
     hull_mask,
     make_grid,
     make_test_data,
     make_training_data,
-    parse_config_json,
-    plot_disagreement_panels,
-    resolve_config,
+    masked_mean,
     true_curve,
     true_labels,
     widened_box,
 )
 
-REGIMES = ("min_norm", "gd_zero", "gd_random", "high_order_penalty", "curvature_penalty")
 
-DEFAULTS = {
-    **DATA_DEFAULTS,
-    "degrees": [3, 9, 19, 39, 79, 159, 319],
-    "regimes": list(REGIMES),
-    "target_margin": 0.025,
-    "separation_margin": 0.01,
-    "gd_steps": 100000,
-    "gd_init_scale": 0.5,
-    "penalty_power": 2.0,
-    "curve_points": 301,
-}
-
-DESCRIPTIONS = {
-    **DATA_DESCRIPTIONS,
-    "degrees": "Polynomial degrees to sweep (list of distinct integers >= 0); degree d has d+1 "
-               "coefficients (default: 0.1x to 8x the 40 training points).",
-    "regimes": "Training regimes, any of " + ", ".join(REGIMES) + " (list, distinct). The first "
-               "is the reference the figures compare the others with.",
-    "target_margin": "Vertical distance from each training point, on its own side, at which the "
-                     "boundary is asked to pass (number > 0).",
-    "separation_margin": "A fit separates the training data when every training point's signed "
-                         "vertical margin is at least this (number >= 0).",
-    "gd_steps": "Gradient-descent steps for gd_zero and gd_random (integer >= 0; computed in "
-                "closed form, so large values cost nothing).",
-    "gd_init_scale": "gd_random start: coefficients ~ N(0, s^2/(degree+1)), so the initial "
-                     "boundary has RMS about s at x1 = +-1 (number >= 0).",
-    "penalty_power": "high_order_penalty weights coefficient k by (1+k)^power (number >= 0).",
-    "curve_points": "Samples of x1 over the widened range for boundary curves and gaps (integer >= 3).",
-}
-
-CHECKS = {
-    **DATA_CHECKS,
-    "degrees": check_int_list(0),
-    "regimes": check_choice_list(REGIMES),
-    "target_margin": check_num(0, lo_open=True),
-    "separation_margin": check_num(0),
-    "gd_steps": check_int(0),
-    "gd_init_scale": check_num(0),
-    "penalty_power": check_num(0),
-    "curve_points": check_int(3),
-}
-
-
-def resolve_polynomial_config(cfg: dict | None) -> dict:
-    return resolve_config(cfg, DEFAULTS, CHECKS, "overparam.polynomial")
+def regimes() -> list[str]:
+    """The fitting regimes the schema allows (overparam.polynomial.regimes)."""
+    return list(part_schema("polynomial")["properties"]["regimes"]["items"]["enum"])
 
 
 # ---------------------------------------------------------------- basis and fits
@@ -240,7 +187,7 @@ def fit_regime(regime: str, phi: np.ndarray, t: np.ndarray, cfg: dict, degree: i
         return min_seminorm_fit(phi, t, high_order_penalty_matrix(degree, cfg["penalty_power"]))
     if regime == "curvature_penalty":
         return min_seminorm_fit(phi, t, curvature_penalty_matrix(degree))
-    raise GisweepError(f"overparam.polynomial.regimes: unknown regime {regime!r}; known: {list(REGIMES)}")
+    raise GisweepError(f"overparam.polynomial.regimes: unknown regime {regime!r}; known: {regimes()}")
 
 
 def rms(v: np.ndarray) -> float:
@@ -270,6 +217,7 @@ def inside_x1_hull(x1: np.ndarray, train_xy: np.ndarray) -> np.ndarray:
 def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit every (degree, regime) boundary; measure inside vs outside the training hull.
 
+    cfg: config['overparam']['polynomial'] (missing keys take the schema's defaults).
     Returns (metrics_df, curves_df).
     metrics_df: one row per (degree, regime, reference); reference 'truth' or an earlier regime.
       degree, n_coef, n_train, coef_ratio (= n_coef / n_train), regime, reference,
@@ -284,7 +232,7 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
     curves_df: kind 'boundary' (degree, n_coef, regime, x1, x2 = p(x1), inside_x1hull), plus kind
       'train' (label = class) and 'true_curve' rows (degree -1, regime '') for plots.
     """
-    cfg = resolve_polynomial_config(cfg)
+    cfg = resolve({} if cfg is None else cfg, "polynomial")
     train_xy, train_y = make_training_data(cfg)                              # (n, 2), (n,)
     test_xy, test_y = make_test_data(train_xy, cfg)
     test_inside = hull_mask(train_xy, test_xy)
@@ -312,11 +260,12 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
         test_pred = {r: classify(c, test_xy) for r, c in coefs.items()}
         own = {}
         for r, c in coefs.items():
+            test_hits = test_pred[r] == test_y                                # (n_test,) bool
             own[r] = {
                 **separation_report(c, train_xy, train_y, cfg["separation_margin"]),
                 "coef_norm": float(np.linalg.norm(c)),
-                "test_error_inside": 1.0 - accuracy(test_pred[r], test_y, test_inside),
-                "test_error_outside": 1.0 - accuracy(test_pred[r], test_y, ~test_inside),
+                "test_error_inside": 1.0 - masked_mean(test_hits, test_inside),
+                "test_error_outside": 1.0 - masked_mean(test_hits, ~test_inside),
                 "n_test_inside": int(test_inside.sum()),
                 "n_test_outside": int((~test_inside).sum()),
             }
@@ -366,110 +315,25 @@ def summarize_polynomial(metrics: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------- figures
-
-
-def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame, path) -> None:
-    """One panel per degree: every regime's boundary over the widened x1 range, the true curve,
-    the training points, the 2-D hull (dashed) and the x1-hull (shaded). Values far outside the
-    frame are clipped for drawing only."""
-    from gisweep.overparam import _agg, _require, _train_and_curve, draw_hull
-
-    plt = _agg()
-    _require(curves_df, ["kind", "degree", "regime", "x1", "x2", "label"], "curves")
-    _require(metrics_df, ["degree", "regime", "reference", "n_coef", "separates"], "metrics")
-    bnd = curves_df[curves_df["kind"] == "boundary"]
-    train_xy, train_y, curve = _train_and_curve(curves_df)
-    degrees = sorted(bnd["degree"].unique())
-    regimes = list(dict.fromkeys(bnd["regime"]))
-    own = metrics_df[metrics_df["reference"] == "truth"].set_index(["degree", "regime"])
-    ncol = min(4, len(degrees))
-    nrow = -(-len(degrees) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False)
-    lo, hi = train_xy[:, 1].min(), train_xy[:, 1].max()
-    ylim = (lo - 0.75 * (hi - lo), hi + 0.75 * (hi - lo))
-    colors = plt.get_cmap("tab10").colors
-    for ax, degree in zip(axes.ravel(), degrees):
-        ax.axvspan(train_xy[:, 0].min(), train_xy[:, 0].max(), color="0.92", zorder=0)
-        draw_hull(ax, train_xy, color="0.5")
-        ax.plot(curve["x1"], curve["x2"], color="k", lw=1.2, label="true curve")
-        for k, reg in enumerate(regimes):
-            g = bnd[(bnd["degree"] == degree) & (bnd["regime"] == reg)].sort_values("x1")
-            y = np.clip(g["x2"].to_numpy(), ylim[0] - 10 * (hi - lo), ylim[1] + 10 * (hi - lo))
-            sep = own.loc[(degree, reg), "separates"]
-            ax.plot(g["x1"], y, color=colors[k % 10], lw=0.9, label=f"{reg}{'' if sep else ' (not sep.)'}")
-        ax.scatter(train_xy[:, 0], train_xy[:, 1], c=np.where(train_y > 0, "#1f4fbf", "#c0392b"), s=7, zorder=3)
-        ax.set_ylim(*ylim)
-        n_coef = degree + 1
-        ax.set_title(f"degree {degree}: {n_coef} coefficients / {len(train_xy)} points", fontsize=8)
-        ax.tick_params(labelsize=6)
-        ax.legend(fontsize=5, loc="lower left")
-    for ax in axes.ravel()[len(degrees):]:
-        ax.axis("off")
-    fig.suptitle("Legendre boundaries; shaded: x1-range of the training data, dashed: 2-D hull", fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path)  # closes the figure
-
-
-def plot_polynomial_disagreement(metrics_df: pd.DataFrame, path) -> None:
-    """Boundary gaps (RMS, log scale; floored at 1e-12) and test-point disagreement, inside vs
-    outside the hull, against the number of coefficients: vs the true curve and vs the first regime."""
-    from gisweep.overparam import _require
-
-    _require(metrics_df, ["n_coef", "n_train", "regime", "reference", "boundary_gap_inside_rms",
-                          "boundary_gap_outside_rms", "test_disagree_inside", "test_disagree_outside"], "metrics")
-    plot_disagreement_panels(metrics_df, "n_coef", "coefficients", [
-        {"title": "boundary vs true curve (RMS gap)", "inside": "boundary_gap_inside_rms",
-         "outside": "boundary_gap_outside_rms", "which": "truth", "ylog": True, "floor": 1e-12,
-         "ylabel": "RMS of p(x1) - g(x1)"},
-        {"title": "boundary between regimes (RMS gap)", "inside": "boundary_gap_inside_rms",
-         "outside": "boundary_gap_outside_rms", "which": "reference", "ylog": True, "floor": 1e-12,
-         "ylabel": "RMS of p_a(x1) - p_b(x1)"},
-        {"title": "test points classified differently, between regimes", "inside": "test_disagree_inside",
-         "outside": "test_disagree_outside", "which": "reference", "ylabel": "fraction of test points"},
-    ], path, "Polynomial boundary: inside (dashed) vs outside (solid) the training hull")
-
-
 # ---------------------------------------------------------------- CLI
 
 
 def _cmd_sweep(args) -> None:
     from gisweep.io import provenance, write_parquet
 
-    cfg = resolve_polynomial_config(parse_config_json(args.config_json, "overparam.polynomial"))
+    cfg = parse_config_json(args.config_json, "polynomial")
     metrics, curves = polynomial_sweep(cfg)
     meta = provenance(stage="polynomial_sweep", config=cfg, seed=cfg["seed"])
-    write_parquet(metrics, args.metrics, meta)
-    write_parquet(curves, args.curves, meta)
+    write_parquet(metrics, args.out_metrics, meta)
+    write_parquet(curves, args.out_curves, meta)
     print(summarize_polynomial(metrics))
-
-
-def _cmd_plot_boundaries(args) -> None:
-    from gisweep.io import read_parquet
-
-    plot_polynomial_boundaries(read_parquet(args.curves), read_parquet(args.metrics), args.out)
-
-
-def _cmd_plot_disagreement(args) -> None:
-    from gisweep.io import read_parquet
-
-    plot_polynomial_disagreement(read_parquet(args.metrics), args.out)
 
 
 def register_cli(subparsers) -> None:
     p = subparsers.add_parser("polynomial-sweep", help="fit Legendre boundaries across degrees and regimes")
-    p.add_argument("--config-json", default="{}", help="JSON object overriding overparam.polynomial defaults")
-    p.add_argument("--metrics", required=True, help="output Parquet: per (degree, regime, reference) metrics")
-    p.add_argument("--curves", required=True, help="output Parquet: boundary curves, training points, true curve")
+    p.add_argument("--config-json", default="{}",
+                   help="JSON object: config overparam.polynomial (missing keys take the schema's defaults)")
+    p.add_argument("--out-metrics", required=True, help="output Parquet: per (degree, regime, reference) metrics")
+    p.add_argument("--out-curves", required=True,
+                   help="output Parquet: boundary curves, training points, true curve")
     p.set_defaults(func=_cmd_sweep)
-
-    p = subparsers.add_parser("plot-polynomial-boundaries", help="figure: boundaries per degree and regime")
-    p.add_argument("--metrics", required=True)
-    p.add_argument("--curves", required=True)
-    p.add_argument("--out", required=True, help="output PNG")
-    p.set_defaults(func=_cmd_plot_boundaries)
-
-    p = subparsers.add_parser("plot-polynomial-disagreement", help="figure: gaps inside vs outside vs coefficients")
-    p.add_argument("--metrics", required=True)
-    p.add_argument("--out", required=True, help="output PNG")
-    p.set_defaults(func=_cmd_plot_disagreement)

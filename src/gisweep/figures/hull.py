@@ -1,9 +1,11 @@
-"""Figures of the hull-distance stage (Yousefzadeh 2021, section 2), each from hull Parquet files.
+"""Figures of the hull-distance stage (Yousefzadeh 2021, section 2), each from saved tables only.
 
-- distance_distributions: per space, the histogram of test distances with the fitted normal density;
+- distance_distributions: per space, the histogram of test distances with the fitted normal density
+  (from hull Parquet files of `hull-distance`);
 - test_vs_random: per space, distances / diameter of the test points and of uniform random points;
 - nearest_points: for a few test images (pixel space), the image, its nearest point on the training
-  hull, the difference (the shortest direction to the hull) and the heaviest training images of the support.
+  hull, the difference (the shortest direction to the hull) and the heaviest training images of the
+  support (from the table of `hull-nearest`, gisweep.hull_stage).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from gisweep import GisweepError
-from gisweep.figures import plt, save_figure
+from gisweep.figures.common import plt, save_figure
+from gisweep.hull_summary import read_summary
 from gisweep.io import read_parquet
 
 HULL_COLUMNS = ["kind", "distance", "rel_distance", "certified", "inside"]
@@ -32,8 +35,6 @@ def _panels(n: int, per_row: int = 4, size=(3.6, 2.9)):
 def distance_distributions(series: list[tuple[str, str]], out, title: str = "") -> None:
     """series: (panel label, hull parquet). Test-point distances, density histogram and fitted normal."""
     from scipy import stats
-
-    from gisweep.hull_stage import read_summary
 
     if not series:
         raise GisweepError("no hull files given to plot")
@@ -93,59 +94,34 @@ def test_vs_random(series: list[tuple[str, str]], out, title: str = "") -> None:
     save_figure(fig, out)
 
 
-def pick_examples(distance: np.ndarray, n: int) -> np.ndarray:
-    """Positions of n queries spread over the distance quantiles (nearest to 1/(n+1), ..., n/(n+1))."""
-    order = np.argsort(distance, kind="stable")
-    n = min(n, len(order))
-    return order[np.round(np.linspace(1, n, n) / (n + 1) * (len(order) - 1)).astype(int)]
+NEAREST_COLUMNS = ["query", "distance", "support_size", "image", "nearest", "support_index", "support_weight",
+                   "support_image"]
 
 
-def nearest_points(data_path, hull_path, out, n_examples: int = 4, n_support: int = 5, tol: float = 1e-6,
-                   title: str = "") -> None:
-    """For a few test images (pixel space): image, nearest hull point, difference, heaviest support images.
-
-    The nearest points are solved again for the chosen queries with the full support (the Parquet keeps
-    only the heaviest support_k); the re-solved distance must match the stored one.
-    """
-    import torch
-
-    from gisweep.data import load_table
-    from gisweep.hull import hull_distance
-    from gisweep.hull_stage import read_summary
-    from gisweep.spaces import image_side
-
-    s = read_summary(hull_path)
-    if s["space"] != "pixels":
-        raise GisweepError(f"{hull_path}: nearest-point images need the pixel space, not '{s['space']}'")
-    df = read_parquet(hull_path, required=["kind", "query", "distance", "certified"])
-    x_tr, _, x_te, _ = load_table(data_path)
-    test = df[df["kind"] == "test"].reset_index(drop=True)
-    if len(test) == 0:
-        raise GisweepError(f"{hull_path}: no test rows")
-    if int(test["query"].max()) >= len(x_te):
-        raise GisweepError(f"{hull_path}: query positions exceed the {len(x_te)} test rows of {data_path}")
-    side = image_side(x_tr.shape[1])
-    pick = pick_examples(test["distance"].to_numpy(), n_examples)
-    q = test["query"].to_numpy()[pick]
-    res = hull_distance(x_tr.astype(np.float64), x_te[q].astype(np.float64), tol=tol, device="cpu", progress=False)
-    stored = test["distance"].to_numpy()[pick]
-    if not np.allclose(res.distance.numpy(), stored, rtol=1e-4, atol=1e-6 * max(1.0, s["diameter"])):
-        raise GisweepError(f"{hull_path}: stored distances {stored} do not match a re-solve {res.distance.numpy()}"
-                           f" against {data_path} (different data file?)")
-    near = res.nearest_points(torch.as_tensor(x_tr, dtype=torch.float64)).numpy()  # [n, F]
+def nearest_points(nearest_path, out, title: str = "") -> None:
+    """Per example of a `hull-nearest` table: image, nearest hull point, difference, heaviest support images."""
+    df = read_parquet(nearest_path, columns=NEAREST_COLUMNS, required=NEAREST_COLUMNS)
+    if len(df) == 0:
+        raise GisweepError(f"{nearest_path}: no examples to plot")
+    features = len(df["image"].iloc[0])
+    side = math.isqrt(features)
+    if side * side != features:
+        raise GisweepError(f"{nearest_path}: images of {features} pixels are not square")
+    n_support = max(len(s) for s in df["support_index"])
     cols = 3 + n_support
-    fig, axes = plt.subplots(len(q), cols, figsize=(1.6 * cols, 1.75 * len(q)), squeeze=False)
-    for r, qi in enumerate(q):
-        img, hp = x_te[qi].reshape(side, side), near[r].reshape(side, side)
+    fig, axes = plt.subplots(len(df), cols, figsize=(1.6 * cols, 1.75 * len(df)), squeeze=False)
+    for r, row in enumerate(df.itertuples(index=False)):
+        img = np.asarray(row.image, dtype=np.float64).reshape(side, side)
+        hp = np.asarray(row.nearest, dtype=np.float64).reshape(side, side)
         diff = img - hp
         lim = float(np.abs(diff).max()) or 1.0
-        panels = [(img, "gray_r", 0, 1, f"test {qi}\nd={res.distance[r]:.3g}"),
+        panels = [(img, "gray_r", 0, 1, f"test {row.query}\nd={row.distance:.3g}"),
                   (hp, "gray_r", 0, 1, "nearest on hull"),
                   (diff, "RdBu_r", -lim, lim, "image − hull point")]
-        idx, w = res.support_index[r].numpy(), res.support_weight[r].numpy()
         for k in range(n_support):
-            if k < len(idx) and idx[k] >= 0:
-                panels.append((x_tr[idx[k]].reshape(side, side), "gray_r", 0, 1, f"train {idx[k]}\nw={w[k]:.2f}"))
+            if k < len(row.support_index):
+                panels.append((np.asarray(row.support_image[k], dtype=np.float64).reshape(side, side), "gray_r", 0, 1,
+                               f"train {row.support_index[k]}\nw={row.support_weight[k]:.2f}"))
             else:
                 panels.append((None, None, 0, 0, ""))
         for ax, (im, cmap, lo, hi, label) in zip(axes[r], panels):
@@ -156,31 +132,34 @@ def nearest_points(data_path, hull_path, out, n_examples: int = 4, n_support: in
                 continue
             ax.imshow(im, cmap=cmap, vmin=lo, vmax=hi)
             ax.set_title(label, fontsize=7)
-        axes[r][0].set_ylabel(f"support {int(res.support_size[r])}", fontsize=7)
+        axes[r][0].set_ylabel(f"support {int(row.support_size)}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     save_figure(fig, out)
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("plot-hull-distributions", help="test distances to the hull per space, with a fitted normal")
-    p.add_argument("--series", nargs=2, action="append", metavar=("LABEL", "HULL_PARQUET"), required=True)
-    p.add_argument("--title", default="")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: distance_distributions([tuple(s) for s in a.series], a.out, a.title))
+def _series(args) -> list[tuple[str, str]]:
+    """(panel name, hull Parquet) pairs from the parallel --names and --inputs lists."""
+    if len(args.names) != len(args.inputs):
+        raise GisweepError(f"--inputs has {len(args.inputs)} files but --names has {len(args.names)} entries: "
+                           "give one panel name per input file, in the same order")
+    return list(zip(args.names, args.inputs))
 
-    p = sub.add_parser("plot-hull-test-vs-random", help="distance / diameter of test vs uniform random points")
-    p.add_argument("--series", nargs=2, action="append", metavar=("LABEL", "HULL_PARQUET"), required=True)
-    p.add_argument("--title", default="")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: test_vs_random([tuple(s) for s in a.series], a.out, a.title))
+
+def register_cli(sub) -> None:
+    for command, func, help_text in [
+        ("plot-hull-distributions", distance_distributions, "test distances to the hull per space, with a fitted normal"),
+        ("plot-hull-test-vs-random", test_vs_random, "distance / diameter of test vs uniform random points"),
+    ]:
+        p = sub.add_parser(command, help=help_text)
+        p.add_argument("--inputs", nargs="+", required=True, metavar="HULL_PARQUET", help="hull-distance tables")
+        p.add_argument("--names", nargs="+", required=True, help="the panel name of each input file, in order")
+        p.add_argument("--title", default="")
+        p.add_argument("--out", required=True)
+        p.set_defaults(func=lambda a, func=func: func(_series(a), a.out, a.title))
 
     p = sub.add_parser("plot-hull-nearest", help="test images, their nearest hull points and support images")
-    p.add_argument("--data", required=True)
-    p.add_argument("--hull", required=True, help="the pixel-space hull Parquet of the same data")
-    p.add_argument("--examples", type=int, default=4)
-    p.add_argument("--support", type=int, default=5)
-    p.add_argument("--tol", type=float, default=1e-6)
+    p.add_argument("--nearest", required=True, help="the table of `hull-nearest` (pixel space)")
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: nearest_points(a.data, a.hull, a.out, a.examples, a.support, a.tol, a.title))
+    p.set_defaults(func=lambda a: nearest_points(a.nearest, a.out, a.title))

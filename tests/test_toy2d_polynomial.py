@@ -1,4 +1,5 @@
-"""Polynomial decision boundary: Legendre basis, fits, separation, capacity, sweep, CLI."""
+"""Toy 2-D polynomial boundary (gisweep.toy2d.polynomial): Legendre basis, fits, separation, capacity,
+sweep, CLI and its figures."""
 import json
 
 import numpy as np
@@ -8,7 +9,8 @@ from numpy.polynomial import Polynomial
 from numpy.polynomial import legendre as L
 
 from gisweep import GisweepError
-from gisweep import polynomial as P
+from gisweep.toy2d import polynomial as P
+from gisweep.toy2d.config import resolve
 from gisweep.cli import main as cli_main
 from gisweep.io import read_parquet, read_provenance
 
@@ -208,6 +210,9 @@ METRIC_COLS = ["degree", "n_coef", "n_train", "coef_ratio", "regime", "reference
                "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"]
 
 
+DEFAULTS = resolve({}, "polynomial")
+
+
 @pytest.fixture(scope="module")
 def small_sweep():
     return P.polynomial_sweep(SMALL)
@@ -216,19 +221,19 @@ def small_sweep():
 def test_sweep_columns_rows_and_consistency(small_sweep):
     metrics, curves = small_sweep
     assert list(metrics.columns) == METRIC_COLS
-    R = len(P.REGIMES)
+    R = len(P.regimes())
     assert len(metrics) == len(SMALL["degrees"]) * (R + R * (R - 1) // 2)
     own = metrics[metrics["reference"] == "truth"]
     assert len(own) == len(SMALL["degrees"]) * R
     # separates is exactly the measured min margin against the threshold
-    assert (own["separates"] == (own["min_train_margin"] >= P.DEFAULTS["separation_margin"])).all()
+    assert (own["separates"] == (own["min_train_margin"] >= DEFAULTS["separation_margin"])).all()
     # under-parameterized (3 coefficients, 12 points): all closed-form regimes give one boundary
     low = metrics[(metrics["degree"] == 2) & metrics["reference"].isin(["min_norm", "high_order_penalty"])
                   & metrics["regime"].isin(["high_order_penalty", "curvature_penalty"])]
     assert (low["boundary_gap_outside_rms"] < 1e-9).all()
     # over-parameterized: the exact interpolants separate with the target margin
     hi = own[(own["degree"] == 30) & own["regime"].isin(["min_norm", "high_order_penalty", "curvature_penalty"])]
-    assert hi["separates"].all() and np.allclose(hi["min_train_margin"], P.DEFAULTS["target_margin"], atol=1e-6)
+    assert hi["separates"].all() and np.allclose(hi["min_train_margin"], DEFAULTS["target_margin"], atol=1e-6)
     assert (own["n_test_inside"] + own["n_test_outside"] == SMALL["n_test"]).all()
     for col in ("region_disagree_inside", "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"):
         assert metrics[col].between(0, 1).all()
@@ -260,6 +265,9 @@ def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
     ({"target_margin": 0}, "overparam.polynomial.target_margin"),
     ({"gap": float("nan")}, "overparam.polynomial.gap"),
     ({"outside_extent": 0.0}, "overparam.polynomial.outside_extent"),
+    ({"gd_steps": -1}, "overparam.polynomial.gd_steps"),
+    ({"curve_points": 2}, "overparam.polynomial.curve_points"),
+    ({"regimes": ["gd_zero", "gd_zero"]}, "overparam.polynomial.regimes"),
 ])
 def test_bad_config_raises_naming_the_key(cfg, needle):
     with pytest.raises(GisweepError, match=needle.replace("[", r"\[").replace("]", r"\]")):
@@ -268,13 +276,13 @@ def test_bad_config_raises_naming_the_key(cfg, needle):
 
 def test_config_not_a_dict():
     with pytest.raises(GisweepError, match="JSON object"):
-        P.resolve_polynomial_config([1, 2])
+        P.polynomial_sweep([1, 2])
 
 
 def test_cli_sweep_and_plots(tmp_path, capsys):
     cfg = json.dumps({**SMALL, "degrees": [2, 20]})
     m, c = tmp_path / "m.parquet", tmp_path / "c.parquet"
-    assert cli_main(["polynomial-sweep", "--config-json", cfg, "--metrics", str(m), "--curves", str(c)]) == 0
+    assert cli_main(["polynomial-sweep", "--config-json", cfg, "--out-metrics", str(m), "--out-curves", str(c)]) == 0
     assert "degree" in capsys.readouterr().out
     meta = read_provenance(m)
     assert meta["stage"] == "polynomial_sweep" and meta["seed"] == 0 and meta["config"]["degrees"] == [2, 20]
@@ -285,8 +293,14 @@ def test_cli_sweep_and_plots(tmp_path, capsys):
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))                                  # nothing half-written
     # bad JSON and a missing input: clear error, exit code 2
-    assert cli_main(["polynomial-sweep", "--config-json", "{oops", "--metrics", str(m), "--curves", str(c)]) == 2
+    assert cli_main(["polynomial-sweep", "--config-json", "{oops", "--out-metrics", str(m), "--out-curves", str(c)]) == 2
     assert cli_main(["plot-polynomial-disagreement", "--metrics", str(tmp_path / "none.parquet"),
                      "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
     assert "not valid JSON" in err and "none.parquet" in err
+
+
+def test_gd_steps_zero_keeps_the_start():
+    """gd_steps 0 is allowed (schema minimum 0): gradient descent from zero stays at zero."""
+    m, _ = P.polynomial_sweep({**SMALL, "degrees": [4], "regimes": ["gd_zero"], "gd_steps": 0})
+    assert m["coef_norm"].iloc[0] == 0.0
