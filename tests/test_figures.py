@@ -73,3 +73,61 @@ def test_cli(tmp_path, files, capsys):
                  "real", "random", "--out", str(tmp_path / "m.png")]) == 2
     assert "--inputs has 2 files but --panels has 1" in capsys.readouterr().err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_density_seeds_faint_and_pooled(tmp_path):
+    """Several seeds of one panel and label mode: a faint curve each and the pooled density, whose
+    legend statistics are those of every seed's lines together, with the sd of the per-seed means."""
+    rng = np.random.default_rng(2)
+    gi = {(mode, s): rng.uniform(1 if mode == "real" else 0, 3, 30 + 5 * s) for mode in ("real", "random") for s in range(3)}
+    paths = {k: gi_file(tmp_path / f"{k[0]}{k[1]}.parquet", v) for k, v in gi.items()}
+    out = tmp_path / "seeds.png"
+    series = [("28×28", mode, s, paths[mode, s]) for (mode, s) in gi]
+    stats = gi_density_panels(series, out)
+    assert out.read_bytes().startswith(b"\x89PNG")
+    for mode in ("real", "random"):
+        rows = stats[stats.labels == mode]
+        assert list(rows.seed) == [0, 1, 2, -1] and list(rows.seeds) == [1, 1, 1, 3]
+        means = np.array([gi[mode, s].mean() for s in range(3)])
+        np.testing.assert_allclose(rows.iloc[:3]["mean"], means, rtol=1e-14)
+        pooled = rows.iloc[3]
+        every = np.concatenate([gi[mode, s] for s in range(3)])
+        assert pooled.lines == len(every) and pooled["mean"] == pytest.approx(every.mean(), rel=1e-14)
+        assert pooled.mean_sd == pytest.approx(means.std(ddof=1))
+    # the drawing: per label mode three faint curves and one pooled (filled) curve
+    from gisweep.figures import gi as module
+
+    drawn = []
+    real_kde = module.sns.kdeplot
+
+    def spy(data, **kw):
+        drawn.append((kw["color"], kw["fill"], len(data)))
+        return real_kde(data, **kw)
+
+    module.sns.kdeplot = spy
+    try:
+        gi_density_panels(series, tmp_path / "spy.png")
+    finally:
+        module.sns.kdeplot = real_kde
+    for mode in ("real", "random"):
+        color = module.LABEL_COLORS[mode]
+        mine = [(fill, n) for c, fill, n in drawn if c == color]
+        assert sorted(mine) == sorted([(False, 30), (False, 35), (False, 40), (True, 105)]), drawn
+
+
+def test_density_seed_listed_twice(tmp_path, files):
+    with pytest.raises(GisweepError, match="seed 1 is listed twice"):
+        gi_density_panels([("p", "real", 1, files["real"]), ("p", "real", 1, files["random"])], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_seeds(tmp_path, files, capsys):
+    out = tmp_path / "seeds.png"
+    assert main(["plot-gi-density", "--inputs", files["real"], files["random"], files["const"], "--panels", "p", "p",
+                 "p", "--modes", "real", "real", "random", "--seeds", "0", "1", "0", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.stat().st_size > 1000 and "-1" in printed  # the pooled row of the two real-label seeds
+    assert main(["plot-gi-density", "--inputs", files["real"], files["random"], "--panels", "p", "p", "--modes",
+                 "real", "random", "--seeds", "0", "--out", str(tmp_path / "m.png")]) == 2
+    assert "--seeds 1 entries" in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()

@@ -356,6 +356,59 @@ def test_bad_input_raises_gisweep_error():
         hull(good, good, device="cuda")
 
 
+def test_dtype_by_name_or_torch_dtype():
+    rng = np.random.default_rng(12)
+    train, queries = rng.normal(size=(30, 6)), rng.normal(size=(5, 6)) * 2
+    by_name, by_dtype = hull(train, queries, dtype="float32", tol=1e-3), hull(train, queries, dtype=torch.float32, tol=1e-3)
+    assert by_dtype.distance.dtype == torch.float32
+    assert torch.equal(by_name.distance, by_dtype.distance) and torch.equal(by_name.support_index, by_dtype.support_index)
+    with pytest.raises(GisweepError, match="float16"):
+        hull(train, queries, dtype=torch.float16)
+
+
+def test_engines_run_without_tf32_and_restore_the_flags(monkeypatch):
+    """Inside the engines TF32 is off (exact certificates on a GPU); the caller's settings come back."""
+    import gisweep.hull as engine
+
+    seen = []
+    price, nearest = engine._price, engine._nearest_rows
+
+    def spy(fn):
+        def wrapped(*args, **kwargs):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(engine, "_price", spy(price))
+    monkeypatch.setattr(engine, "_nearest_rows", spy(nearest))
+    rng = np.random.default_rng(13)
+    train, queries = rng.normal(size=(30, 6)), rng.normal(size=(5, 6)) * 2
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        hull(train, queries)
+        nearest_neighbor_distance(train, queries, device="cpu")
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    assert seen and all(flags == (False, False) for flags in seen)
+
+
+def test_progress_lines_name_the_chunk(monkeypatch, capsys):
+    """The engine's progress lines go through runtime.Progress.note: label, chunk, round, elapsed time."""
+    from gisweep import runtime
+
+    init = runtime.Progress.__init__
+    monkeypatch.setattr(runtime.Progress, "__init__", lambda self, *a, **k: init(self, *a, **{**k, "every": 0.0}))
+    rng = np.random.default_rng(14)
+    train, queries = rng.normal(size=(40, 8)), rng.normal(size=(6, 8)) * 2
+    hull(train, queries, chunk_size=3, progress=True)
+    err = capsys.readouterr().err
+    assert "hull_distance: chunk 1/2, round 1: " in err and "queries not yet certified [" in err
+    hull(train, queries, chunk_size=3, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(11)

@@ -9,6 +9,14 @@ and the random-label model with the same dataset, dim, arch, seed and family (th
 both rows; NaN when one of the two is missing).
 
 The keys come from the GI file's path, results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/gi_{family}.parquet.
+
+Seeds: after the per-seed rows of each (dataset, dim, arch, labels, family) comes one pooled row with
+`seed` = -1: the statistics above over the lines of every seed together (so `lines` is their sum), the
+mean `train_acc` and `val_acc` over the seeds, the largest `epochs`, `converged` when every seed
+converged, and the KS distance between the pooled real-label and the pooled random-label GIs (the
+seeds both label modes share). Columns `seeds` (how many seeds the row covers: 1 on a per-seed row),
+`gi_mean_sd` (sample sd, ddof=1, of the per-seed means; NaN with one seed), `gi_mean_min` and
+`gi_mean_max` (the lowest and highest per-seed mean; a per-seed row's own mean) give the spread.
 """
 from __future__ import annotations
 
@@ -65,6 +73,19 @@ def final_training(history_path) -> dict:
                 converged=bool(converged) if converged is not None else None)
 
 
+POOLED = -1  # the `seed` of a pooled row
+
+
+def _ks(real: np.ndarray, rand: np.ndarray) -> tuple[float, float]:
+    """(statistic, p-value) of the two-sample KS test; NaN when one side is missing or empty."""
+    if real is None or rand is None or not len(real) or not len(rand):
+        return np.nan, np.nan
+    from scipy.stats import ks_2samp
+
+    res = ks_2samp(real, rand)
+    return float(res.statistic), float(res.pvalue)
+
+
 def gi_summary(gi_paths, history_paths=None) -> pd.DataFrame:
     """The summary table of the given GI files; histories default to history.parquet beside each."""
     gi_paths = [Path(p) for p in gi_paths]
@@ -74,33 +95,75 @@ def gi_summary(gi_paths, history_paths=None) -> pd.DataFrame:
         history_paths = [p.parent / "history.parquet" for p in gi_paths]
     if len(history_paths) != len(gi_paths):
         raise GisweepError(f"{len(gi_paths)} GI files but {len(history_paths)} histories")
-    from scipy.stats import ks_2samp
 
-    rows, values = [], {}
+    rows, frames = [], {}
     for path, hist in zip(gi_paths, history_paths):
         keys = run_keys(path)
         key = tuple(keys[k] for k in KEYS)
-        if key in values:
+        if key in frames:
             raise GisweepError(f"{path}: the same run and family is listed twice")
         df = read_parquet(path, required=["gi", "t_min", "t_max", "pieces"])
         if not np.isfinite(df["gi"].to_numpy(np.float64)).all():
             raise GisweepError(f"{path}: column 'gi' has non-finite values")
-        values[key] = df["gi"].to_numpy(np.float64)
+        frames[key] = df
         rows.append({**keys, **gi_stats(df), **final_training(hist)})
     table = pd.DataFrame(rows)
+    values = {key: df["gi"].to_numpy(np.float64) for key, df in frames.items()}
     ks, pv = np.full(len(table), np.nan), np.full(len(table), np.nan)
     for n, row in table.iterrows():
-        other = "random" if row["labels"] == "real" else "real"
-        a = values[tuple(row[k] for k in KEYS)]
-        b = values.get(tuple(other if k == "labels" else row[k] for k in KEYS))
-        if b is not None and len(a) and len(b):
-            real, rand = (a, b) if row["labels"] == "real" else (b, a)
-            res = ks_2samp(real, rand)
-            ks[n], pv[n] = res.statistic, res.pvalue
+        key = tuple(row[k] for k in KEYS)
+        other = tuple(("random" if row["labels"] == "real" else "real") if k == "labels" else row[k] for k in KEYS)
+        pair = (values[key], values.get(other))
+        ks[n], pv[n] = _ks(*(pair if row["labels"] == "real" else pair[::-1]))
     table["ks_real_random"], table["ks_pvalue"] = ks, pv
-    order = {"real": 0, "random": 1}  # real before random within a run
-    return table.sort_values(KEYS, key=lambda col: col.map(order) if col.name == "labels" else col,
-                             kind="stable").reset_index(drop=True)
+    table["seeds"] = 1
+    table["gi_mean_sd"] = np.nan
+    table["gi_mean_min"], table["gi_mean_max"] = table["gi_mean"], table["gi_mean"]
+    table = pd.concat([table, pooled_rows(table, frames)], ignore_index=True)
+    order = {"real": 0, "random": 1}  # real before random within a run; the pooled row after the seeds
+
+    def sort_key(col):
+        if col.name == "labels":
+            return col.map(order)
+        if col.name == "seed":
+            return col.where(col != POOLED, np.iinfo(np.int64).max)
+        return col
+
+    group = ["dataset", "dim", "arch", "labels", "seed", "family"]
+    return table.sort_values(group, key=sort_key, kind="stable").reset_index(drop=True)
+
+
+def pooled_rows(table: pd.DataFrame, frames: dict) -> pd.DataFrame:
+    """One row per (dataset, dim, arch, labels, family): the statistics of every seed's lines together."""
+    group = [k for k in KEYS if k != "seed"]
+    pooled, rows = {}, []
+    for gkey, grp in table.groupby(group, sort=False):
+        seeds = sorted(grp["seed"])
+        keys = dict(zip(group, gkey))
+        lines = pd.concat([frames[tuple(keys.get(k, s) if k != "seed" else s for k in KEYS)] for s in seeds],
+                          ignore_index=True)
+        pooled[gkey] = (set(seeds), lines["gi"].to_numpy(np.float64))
+        means = grp["gi_mean"].to_numpy(np.float64)
+        conv = grp["converged"]
+        rows.append({
+            **keys, "seed": POOLED, **gi_stats(lines),
+            "train_acc": grp["train_acc"].mean(), "val_acc": grp["val_acc"].mean(), "epochs": int(grp["epochs"].max()),
+            "converged": None if conv.isna().any() else bool(conv.all()),
+            "seeds": len(seeds), "gi_mean_sd": means.std(ddof=1) if len(means) > 1 else np.nan,
+            "gi_mean_min": means.min(), "gi_mean_max": means.max(),
+        })
+    out = pd.DataFrame(rows, columns=[*table.columns])
+    for n, row in out.iterrows():
+        gkey = tuple(row[k] for k in group)
+        other = tuple(("random" if row["labels"] == "real" else "real") if k == "labels" else row[k] for k in group)
+        if other not in pooled:
+            continue
+        (seeds, a), (other_seeds, b) = pooled[gkey], pooled[other]
+        if seeds != other_seeds:  # compare like with like: both label modes over the same seeds
+            continue
+        real, rand = (a, b) if row["labels"] == "real" else (b, a)
+        out.loc[n, "ks_real_random"], out.loc[n, "ks_pvalue"] = _ks(real, rand)
+    return out.astype({"seed": "int64", "seeds": "int64", "lines": "int64", "dim": "int64", "epochs": "int64"})
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -124,6 +124,22 @@ class Training:
                    n_classes=self.n_classes, meta=meta)
 
 
+def start_model(x_tr, y_true, y_val, *, arch: str, seed: int, init_scale: float, dev):
+    """The seeded, freshly initialised model (start_training's model, for callers with arrays in hand).
+
+    x_tr [n, F] float32, y_true [n] true training labels, y_val [m] (the class count comes from the true
+    labels); returns (model, n_classes, as_tensor), as_tensor(a, dtype=float32) putting a on the device.
+    """
+    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
+    gen = seed_everything(seed)
+    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
+
+    def as_t(a, dt=torch.float32):
+        return torch.as_tensor(a, dtype=dt, device=dev)
+
+    return model, n_classes, as_t
+
+
 def start_training(data_path, *, arch: str, seed: int, labels: str | Callable[[np.ndarray], np.ndarray] = "real",
                    optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32,
                    max_epochs: int = 2000, init_scale: float = 0.05, device: str = "auto",
@@ -138,13 +154,7 @@ def start_training(data_path, *, arch: str, seed: int, labels: str | Callable[[n
     dev = pick_device(device)
     x_tr, y_true, x_val, y_val = load_table(data_path)
     y_tr = training_labels(y_true, labels, seed) if isinstance(labels, str) else labels(y_true)
-    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
-    gen = seed_everything(seed)
-    model = build_mlp(arch, x_tr.shape[1], n_classes, init_scale, generator=gen).to(dev)
-
-    def as_t(a, dt=torch.float32):
-        return torch.as_tensor(a, dtype=dt, device=dev)
-
+    model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     settings = dict(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
                     max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
     return Training(model, n_classes, dev, x_tr, y_true, y_tr, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val),

@@ -11,11 +11,6 @@ ALONG_FIGURES = {
 }
 
 
-def along_of(labels):
-    """The along.parquet of the configured model with `labels`."""
-    return along_file(ALONG["dataset"], ALONG["dim"], ALONG["arch"], labels, ALONG["seed"])
-
-
 TARGET_FUNCTIONS.append(lambda: [figure_file(name) for name in ALONG_FIGURES] if ALONG["enabled"] else [])
 
 
@@ -48,7 +43,7 @@ rule plot_outputs_along:
     wildcard_constraints:
         alongfig="|".join(ALONG_FIGURES),
     input:
-        along=lambda wc: along_of(ALONG_FIGURES[wc.alongfig][1]),
+        along=lambda wc: along_file(ALONG["dataset"], ALONG["dim"], ALONG["arch"], ALONG_FIGURES[wc.alongfig][1], ALONG["seed"]),
         code=code("plot-along"),
     output:
         figure=report(

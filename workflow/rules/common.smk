@@ -183,18 +183,27 @@ def figure_targets():
     return out
 
 
+def figure_seeds():
+    """Seeds drawn in Figs 4-8 and the family figures: every seed of models.seeds when figures.seed is
+    'all' (each faintly, their pooled density strongly), else the one seed figures.seed names."""
+    seed = config["figures"]["seed"]
+    return list(config["models"]["seeds"]) if seed == "all" else [seed]
+
+
 def gi_series(dataset, dims, family, arch=None):
-    """(panel, label mode, GI file) for one family of one dataset, a panel per dimension."""
-    arch, seed = arch or config["figures"]["arch"], config["figures"]["seed"]
+    """(panel, label mode, seed, GI file) for one family of one dataset, a panel per dimension."""
+    arch = arch or config["figures"]["arch"]
     return [
-        (f"{dim}×{dim}" if dataset != "moons" else "two moons", labels, gi_file(dataset, dim, arch, labels, seed, family))
+        (f"{dim}×{dim}" if dataset != "moons" else "two moons", labels, seed,
+         gi_file(dataset, dim, arch, labels, seed, family))
         for dim in dims
         for labels in config["models"]["labels"]
+        for seed in figure_seeds()
     ]
 
 
 def fig4_series(wildcards):
-    """(panel, label mode, GI file) for the pair-GI density of each MNIST dimension."""
+    """(panel, label mode, seed, GI file) for the pair-GI density of each MNIST dimension."""
     return gi_series("mnist", config["datasets"]["mnist"]["dims"], "pairs")
 
 
@@ -205,11 +214,12 @@ def fig5_series(wildcards):
 
 def fig6_series(wildcards):
     """Pair-GI density of each compared architecture, at models.compare_at."""
-    at, seed = config["models"]["compare_at"], config["figures"]["seed"]
+    at = config["models"]["compare_at"]
     return [
-        (arch, labels, gi_file(at["dataset"], at["dim"], arch, labels, seed, "pairs"))
+        (arch, labels, seed, gi_file(at["dataset"], at["dim"], arch, labels, seed, "pairs"))
         for arch in compare_archs()
         for labels in config["models"]["labels"]
+        for seed in figure_seeds()
     ]
 
 
@@ -225,11 +235,12 @@ def fig8_series(wildcards):
 
 def families_series(wildcards):
     """GI density of every line family at one dataset and dimension, a panel per family."""
-    arch, seed = config["figures"]["arch"], config["figures"]["seed"]
+    arch = config["figures"]["arch"]
     return [
-        (family, labels, gi_file(wildcards.dataset, int(wildcards.dim), arch, labels, seed, family))
+        (family, labels, seed, gi_file(wildcards.dataset, int(wildcards.dim), arch, labels, seed, family))
         for family in config["lines"]["families"]
         for labels in config["models"]["labels"]
+        for seed in figure_seeds()
     ]
 
 
@@ -251,10 +262,11 @@ SUMMARY = {
     "markdown": "results/tables/gi_summary.md",
     "csv": "results/tables/gi_summary.csv",
 }
+CLAIMS = {"markdown": "results/tables/claims.md", "csv": "results/tables/claims.csv"}
 
 
 def summary_targets():
-    return list(SUMMARY.values())
+    return [*SUMMARY.values(), *CLAIMS.values()]
 
 
 def gpus():
@@ -265,6 +277,41 @@ def gpus():
 def overparam_json(part):
     """The config of one over-parameterization sweep ('polynomial' or 'network'), as JSON for the CLI."""
     return json.dumps(config["overparam"][part], sort_keys=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the hull stage (workflow/rules/hull.smk). Called with "{wildcard}" strings they give the
+# rules' patterns. (Block owned by the hull stage.)
+
+
+def hull_dir(dataset, dim):
+    return f"results/{dataset}/d{dim}/hull"
+
+
+def hull_file(dataset, dim, space):
+    return f"{hull_dir(dataset, dim)}/{space}.parquet"
+
+
+def hull_summary_file(dataset, dim):
+    return f"{hull_dir(dataset, dim)}/summary.parquet"
+
+
+def hull_nearest_file(dataset, dim):
+    """Nearest hull points of a few test images (pixel space), for the nearest-point figure."""
+    return f"{hull_dir(dataset, dim)}/nearest_pixels.parquet"
+
+
+def resnet_file(dataset, dim, seed):
+    return f"results/{dataset}/d{dim}/resnet/s{seed}/resnet.pt"
+
+
+def hull_tables(dataset, dim, spaces):
+    return [hull_file(dataset, dim, space) for space in spaces]
+
+
+def hull_figure(name, dataset, dim=None):
+    """A hull figure's path: figures.format, per dimension unless dim is None."""
+    return figure_file(f"hull_{name}_{dataset}" + ("" if dim is None else f"_d{dim}"))
 
 
 # ---------------------------------------------------------------------------------------------------

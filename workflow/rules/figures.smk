@@ -1,15 +1,38 @@
 # The paper's GI density figures (4-8) and one density figure of every line family per dataset and
 # dimension; each a target of its own under results/figures/ (see figure_targets in common.smk).
+# Each panel draws every seed of figure_seeds() faintly and their pooled density strongly.
 FIGURE_CODE = code("plot-gi-density")
 DENSITY_SHELL = (
     "python -m gisweep plot-gi-density --inputs {input.gi} --panels {params.panels:q} --modes {params.modes}"
-    " --title {params.title:q} --out {output.figure} > {log} 2>&1"
+    " --seeds {params.seeds} --title {params.title:q} --out {output.figure} > {log} 2>&1"
 )
+
+
+def check_figure_seed():
+    """figures.seed names one of models.seeds (or 'all'); else the run stops at start, naming both keys."""
+    seed, seeds = config["figures"]["seed"], config["models"]["seeds"]
+    if seed != "all" and seed not in seeds:
+        raise ValueError(f"config figures.seed: {seed} is not one of models.seeds {seeds}; name one of them, "
+                         "or 'all' to draw every seed and their pooled density")
+
+
+check_figure_seed()
+
+
+def seeds_note():
+    """The seeds in a figure's title."""
+    seeds = figure_seeds()
+    return f", seed {seeds[0]}" if len(seeds) == 1 else f", seeds {', '.join(map(str, seeds))} (faint) and pooled"
+
+
+def series_column(series, column):
+    """An input or params function: one column (0 panel, 1 label mode, 2 seed, 3 GI file) of a series."""
+    return lambda wildcards: [entry[column] for entry in series(wildcards)]
 
 
 rule plot_gi_pairs_by_dim:
     input:
-        gi=lambda wc: [path for _, _, path in fig4_series(wc)],
+        gi=series_column(fig4_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -19,9 +42,10 @@ rule plot_gi_pairs_by_dim:
             subcategory="Input dimension",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in fig4_series(wc)],
-        modes=lambda wc: [m for _, m, _ in fig4_series(wc)],
-        title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}",
+        panels=series_column(fig4_series, 0),
+        modes=series_column(fig4_series, 1),
+        seeds=series_column(fig4_series, 2),
+        title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
     conda:
@@ -32,7 +56,7 @@ rule plot_gi_pairs_by_dim:
 
 rule plot_gi_triangles_by_dim:
     input:
-        gi=lambda wc: [path for _, _, path in fig5_series(wc)],
+        gi=series_column(fig5_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -42,9 +66,10 @@ rule plot_gi_triangles_by_dim:
             subcategory="Input dimension",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in fig5_series(wc)],
-        modes=lambda wc: [m for _, m, _ in fig5_series(wc)],
-        title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}",
+        panels=series_column(fig5_series, 0),
+        modes=series_column(fig5_series, 1),
+        seeds=series_column(fig5_series, 2),
+        title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}" + seeds_note(),
     log:
         "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
     conda:
@@ -55,7 +80,7 @@ rule plot_gi_triangles_by_dim:
 
 rule plot_gi_pairs_by_arch:
     input:
-        gi=lambda wc: [path for _, _, path in fig6_series(wc)],
+        gi=series_column(fig6_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -65,12 +90,14 @@ rule plot_gi_pairs_by_arch:
             subcategory="Architecture",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in fig6_series(wc)],
-        modes=lambda wc: [m for _, m, _ in fig6_series(wc)],
+        panels=series_column(fig6_series, 0),
+        modes=series_column(fig6_series, 1),
+        seeds=series_column(fig6_series, 2),
         title=lambda wc: (
             f"Pair GIs of {config['models']['compare_at']['dataset']} {config['models']['compare_at']['dim']}"
             f"×{config['models']['compare_at']['dim']} "
             f"{classes_title(config['models']['compare_at']['dataset'], 'pairs')}, by architecture"
+            + seeds_note()
         ),
     log:
         "logs/figures/fig6_gi_pairs_by_arch_{fmt}.log",
@@ -82,7 +109,7 @@ rule plot_gi_pairs_by_arch:
 
 rule plot_gi_cifar10_pairs:
     input:
-        gi=lambda wc: [path for _, _, path in fig7_series(wc)],
+        gi=series_column(fig7_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -92,9 +119,10 @@ rule plot_gi_cifar10_pairs:
             subcategory="CIFAR-10",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in fig7_series(wc)],
-        modes=lambda wc: [m for _, m, _ in fig7_series(wc)],
-        title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}",
+        panels=series_column(fig7_series, 0),
+        modes=series_column(fig7_series, 1),
+        seeds=series_column(fig7_series, 2),
+        title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
     log:
         "logs/figures/fig7_gi_cifar10_pairs_{fmt}.log",
     conda:
@@ -105,7 +133,7 @@ rule plot_gi_cifar10_pairs:
 
 rule plot_gi_moons_pairs:
     input:
-        gi=lambda wc: [path for _, _, path in fig8_series(wc)],
+        gi=series_column(fig8_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -115,9 +143,10 @@ rule plot_gi_moons_pairs:
             subcategory="Two moons",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in fig8_series(wc)],
-        modes=lambda wc: [m for _, m, _ in fig8_series(wc)],
-        title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}",
+        panels=series_column(fig8_series, 0),
+        modes=series_column(fig8_series, 1),
+        seeds=series_column(fig8_series, 2),
+        title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
     log:
         "logs/figures/fig8_gi_moons_pairs_{fmt}.log",
     conda:
@@ -128,7 +157,7 @@ rule plot_gi_moons_pairs:
 
 rule plot_gi_families:
     input:
-        gi=lambda wc: [path for _, _, path in families_series(wc)],
+        gi=series_column(families_series, 3),
         code=FIGURE_CODE,
     output:
         figure=report(
@@ -138,9 +167,10 @@ rule plot_gi_families:
             subcategory="Line families",
         ),
     params:
-        panels=lambda wc: [p for p, _, _ in families_series(wc)],
-        modes=lambda wc: [m for _, m, _ in families_series(wc)],
-        title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}",
+        panels=series_column(families_series, 0),
+        modes=series_column(families_series, 1),
+        seeds=series_column(families_series, 2),
+        title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}" + seeds_note(),
     log:
         "logs/figures/gi_families_{dataset}_d{dim}_{fmt}.log",
     conda:

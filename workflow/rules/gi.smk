@@ -1,3 +1,15 @@
+def check_seeds():
+    """models.seeds are distinct non-negative integers (the schema checks the type; YAML's 1.0 passes it as an
+    integer and would name the folder s1.0): else the run stops at start, naming the key."""
+    seeds = config["models"]["seeds"]
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]
+    if bad:
+        raise ValueError(f"config models.seeds: {bad} are not non-negative integers (seeds: {seeds})")
+
+
+check_seeds()
+
+
 rule batched_gi:
     input:
         model=MODEL["{labels}"],
@@ -35,4 +47,35 @@ rule gi_summary:
         ENV
     shell:
         "python -m gisweep gi-summary --inputs {input.gi} --histories {input.history} --out-table {output.table}"
+        " --out-markdown {output.markdown} --out-csv {output.csv} > {log} 2>&1"
+
+
+def claims_dynamics(wildcards=None):
+    """The GI-during-training tables behind the 'GI tracks validation accuracy' claim (none when the
+    dynamics stage is off: the claim is then 'not measured')."""
+    dyn = config["dynamics"]
+    if not dyn["enabled"]:
+        return []
+    seeds = dyn["seeds"] if "seeds" in dyn else [dyn["seed"]]
+    return [dynamics_file(dyn["dataset"], dyn["dim"], dyn["arch"], seed) for seed in seeds]
+
+
+rule gi_claims:
+    input:
+        summary=rules.gi_summary.output.table,
+        dynamics=claims_dynamics,
+        code=code("gi-claims"),
+    output:
+        **CLAIMS,
+    params:
+        arch=config["figures"]["arch"],
+        compare_dataset=config["models"]["compare_at"]["dataset"],
+        compare_dim=config["models"]["compare_at"]["dim"],
+    log:
+        "logs/gi_claims.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep gi-claims --summary {input.summary} --dynamics {input.dynamics} --arch {params.arch}"
+        " --compare-dataset {params.compare_dataset} --compare-dim {params.compare_dim}"
         " --out-markdown {output.markdown} --out-csv {output.csv} > {log} 2>&1"

@@ -1,19 +1,23 @@
 # Distance of test samples to the training convex hull (issue 5; Yousefzadeh 2021, section 2).
-# One Parquet per dataset, dimension and space: results/{dataset}/d{dim}/hull/{space}.parquet, with the
-# space's summary in its metadata (gisweep.hull_stage), collected per dimension in hull/summary.parquet.
+# One Parquet per dataset, dimension and space: hull_file(dataset, dim, space), with the space's summary
+# in its metadata (gisweep.hull_stage), collected per dimension in hull_summary_file(dataset, dim).
 # Spaces: pixels, wavelet_{w}[_subset], hidden_{arch}_{labels}_s{seed}_l{k}, resnet_s{seed}.
 # Every family in config["hull"]["spaces"] runs at the sides in hull.dims, pixels also at hull.pixel_dims,
 # both only where config["datasets"][hull.dataset]["dims"] lists the side (the tiny config: pixels at 7×7).
+# Figures are drawn from saved tables only: the nearest-point images from hull_nearest_file (hull-nearest).
+# Path helpers (hull_file, ...): the hull block of common.smk.
+
+from collections import defaultdict
 
 HULL = config["hull"]
 HULL_DATASET = HULL["dataset"]
-HULL_CODE = ("hull_stage", "hull", "spaces", "data", "io", "runtime")
 HULL_ARGS = (
     f"--tol {HULL['tol']} --max-iter {HULL['max_iter']} --n-random {HULL['n_random']}"
     f" --random-seed {HULL['random_seed']} --max-test {HULL['max_test']} --support-k {HULL['support_k']}"
     f" --wavelet-mode {HULL['wavelet_mode']} --wavelet-level {HULL['wavelet_level']}"
     f" --subset-levels {HULL['subset_levels']} --device {HULL['device'] or config['device']}"
-    f" --dtype {HULL['dtype']} --memory-mb {HULL['memory_mb']}"
+    f" --dtype {HULL['dtype']}"
+    + (f" --memory-mb {HULL['memory_mb']}" if HULL["memory_mb"] is not None else "")
 )
 HULL_SPACES = (
     (["pixels"] if "pixels" in HULL["spaces"] else [])
@@ -38,18 +42,20 @@ HULL_JOBS += [
 ]
 HULL_JOB_DIMS = sorted({dim for dim, _ in HULL_JOBS})
 HULL_PIXEL_DIMS = [dim for dim in HULL["pixel_dims"] if (dim, "pixels") in HULL_JOBS]
-# spaces drawn in the per-dimension figures (those the run builds at that side; all families otherwise)
-HULL_DIM_SPACES = {dim: [s for d, s in HULL_JOBS if d == dim] for dim in HULL_JOB_DIMS}
-HULL_FIG = f"results/figures/hull_{{name}}_{HULL_DATASET}_d{{dim}}.{config['figures']['format']}"
-HULL_PIXEL_FIG = f"results/figures/hull_pixels_by_dim_{HULL_DATASET}.{config['figures']['format']}"
+# spaces of the per-dimension summary and figures, by the dim wildcard: those the run builds at that
+# side; every family at a side the default run does not build
+HULL_DIM_SPACES = defaultdict(
+    lambda: HULL_SPACES, {str(dim): [s for d, s in HULL_JOBS if d == dim] for dim in HULL_JOB_DIMS}
+)
+
 
 TARGET_FUNCTIONS.append(
     lambda: (
-        [f"results/{HULL_DATASET}/d{dim}/hull/{space}.parquet" for dim, space in HULL_JOBS]
-        + [f"results/{HULL_DATASET}/d{dim}/hull/summary.parquet" for dim in HULL_JOB_DIMS]
-        + [HULL_FIG.format(name=n, dim=dim) for dim in HULL_JOB_DIMS for n in ("distances", "test_vs_random")]
-        + [HULL_FIG.format(name="nearest", dim=dim) for dim in HULL_JOB_DIMS if (dim, "pixels") in HULL_JOBS]
-        + ([HULL_PIXEL_FIG] if len(HULL_PIXEL_DIMS) > 1 else [])
+        [hull_file(HULL_DATASET, dim, space) for dim, space in HULL_JOBS]
+        + [hull_summary_file(HULL_DATASET, dim) for dim in HULL_JOB_DIMS]
+        + [hull_figure(n, HULL_DATASET, dim) for dim in HULL_JOB_DIMS for n in ("distances", "test_vs_random")]
+        + [hull_figure("nearest", HULL_DATASET, dim) for dim in HULL_JOB_DIMS if (dim, "pixels") in HULL_JOBS]
+        + ([hull_figure("pixels_by_dim", HULL_DATASET)] if len(HULL_PIXEL_DIMS) > 1 else [])
     )
     if HULL["enabled"]
     else []
@@ -58,10 +64,10 @@ TARGET_FUNCTIONS.append(
 
 rule hull_distance:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code(*HULL_CODE),
+        data=data_file("{dataset}", "{dim}"),
+        code=code("hull-distance"),
     output:
-        table="results/{dataset}/d{dim}/hull/{space}.parquet",
+        table=hull_file("{dataset}", "{dim}", "{space}"),
     wildcard_constraints:
         space="pixels|wavelet_[a-z0-9.]+?(_subset)?",
     params:
@@ -80,11 +86,11 @@ rule hull_distance:
 
 rule hull_distance_hidden:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        model="results/{dataset}/d{dim}/{arch}/{labels}/s{seed}/model.pt",
-        code=code(*HULL_CODE, "models"),
+        data=data_file("{dataset}", "{dim}"),
+        model=model_file("{dataset}", "{dim}", "{arch}", "{labels}", "{seed}"),
+        code=code("hull-distance"),
     output:
-        table="results/{dataset}/d{dim}/hull/hidden_{arch}_{labels}_s{seed}_l{layer}.parquet",
+        table=hull_file("{dataset}", "{dim}", "hidden_{arch}_{labels}_s{seed}_l{layer}"),
     wildcard_constraints:
         layer="[1-9][0-9]*",
     params:
@@ -104,10 +110,10 @@ rule hull_distance_hidden:
 
 rule train_resnet:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        code=code("resnet_features", "spaces", "data", "io", "runtime"),
+        data=data_file("{dataset}", "{dim}"),
+        code=code("train-resnet"),
     output:
-        model="results/{dataset}/d{dim}/resnet/s{seed}/resnet.pt",
+        model=resnet_file("{dataset}", "{dim}", "{seed}"),
     params:
         epochs=HULL["resnet_epochs"],
         lr=HULL["resnet_lr"],
@@ -126,11 +132,11 @@ rule train_resnet:
 
 rule hull_distance_resnet:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        model="results/{dataset}/d{dim}/resnet/s{seed}/resnet.pt",
-        code=code(*HULL_CODE, "resnet_features"),
+        data=data_file("{dataset}", "{dim}"),
+        model=rules.train_resnet.output.model,
+        code=code("hull-distance"),
     output:
-        table="results/{dataset}/d{dim}/hull/resnet_s{seed}.parquet",
+        table=hull_file("{dataset}", "{dim}", "resnet_s{seed}"),
     params:
         args=HULL_ARGS,
     threads: 1
@@ -147,13 +153,10 @@ rule hull_distance_resnet:
 
 rule hull_summary:
     input:
-        tables=lambda wc: [
-            f"results/{wc.dataset}/d{wc.dim}/hull/{space}.parquet"
-            for space in HULL_DIM_SPACES.get(int(wc.dim), HULL_SPACES)
-        ],
-        code=code("hull_stage", "io"),
+        tables=lambda wc: hull_tables(wc.dataset, wc.dim, HULL_DIM_SPACES[wc.dim]),
+        code=code("hull-summary"),
     output:
-        table="results/{dataset}/d{dim}/hull/summary.parquet",
+        table=hull_summary_file("{dataset}", "{dim}"),
     log:
         "logs/hull/{dataset}_d{dim}_summary.log",
     conda:
@@ -162,107 +165,112 @@ rule hull_summary:
         "python -m gisweep hull-summary --inputs {input.tables} --out {output.table} > {log} 2>&1"
 
 
+rule hull_nearest:
+    input:
+        data=data_file("{dataset}", "{dim}"),
+        table=hull_file("{dataset}", "{dim}", "pixels"),
+        code=code("hull-nearest"),
+    output:
+        table=hull_nearest_file("{dataset}", "{dim}"),
+    params:
+        examples=HULL["figure_examples"],
+        support=HULL["figure_support"],
+        tol=HULL["tol"],
+    threads: 1
+    log:
+        "logs/hull/{dataset}_d{dim}_nearest.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep hull-nearest --data {input.data} --hull {input.table} --examples {params.examples}"
+        " --support {params.support} --tol {params.tol} --threads {threads} --out {output.table} > {log} 2>&1"
+
+
 rule plot_hull_distances:
     input:
-        tables=lambda wc: [
-            f"results/{wc.dataset}/d{wc.dim}/hull/{space}.parquet"
-            for space in HULL_DIM_SPACES.get(int(wc.dim), HULL_SPACES)
-        ],
-        code=code("hull_figures", "hull_stage", "figures", "io"),
+        tables=lambda wc: hull_tables(wc.dataset, wc.dim, HULL_DIM_SPACES[wc.dim]),
+        code=code("plot-hull-distributions"),
     output:
         figure=report(
-            "results/figures/hull_distances_{dataset}_d{dim}.{fmt}",
+            hull_figure("distances", "{dataset}", "{dim}"),
             caption="../report/hull_distances.rst",
             category="Convex hull",
             subcategory="Distance distributions",
         ),
     params:
-        series=lambda wc, input: " ".join(
-            f"--series {s} {t}" for s, t in zip(HULL_DIM_SPACES.get(int(wc.dim), HULL_SPACES), input.tables)
-        ),
+        names=lambda wc: " ".join(HULL_DIM_SPACES[wc.dim]),
     log:
-        "logs/hull/plot_distances_{dataset}_d{dim}_{fmt}.log",
+        "logs/hull/plot_distances_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-distributions {params.series}"
+        "python -m gisweep plot-hull-distributions --inputs {input.tables} --names {params.names}"
         " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test distances to the training hull'"
         " --out {output.figure} > {log} 2>&1"
 
 
 rule plot_hull_test_vs_random:
     input:
-        tables=lambda wc: [
-            f"results/{wc.dataset}/d{wc.dim}/hull/{space}.parquet"
-            for space in HULL_DIM_SPACES.get(int(wc.dim), HULL_SPACES)
-        ],
-        code=code("hull_figures", "figures", "io"),
+        tables=lambda wc: hull_tables(wc.dataset, wc.dim, HULL_DIM_SPACES[wc.dim]),
+        code=code("plot-hull-test-vs-random"),
     output:
         figure=report(
-            "results/figures/hull_test_vs_random_{dataset}_d{dim}.{fmt}",
+            hull_figure("test_vs_random", "{dataset}", "{dim}"),
             caption="../report/hull_test_vs_random.rst",
             category="Convex hull",
             subcategory="Test vs random points",
         ),
     params:
-        series=lambda wc, input: " ".join(
-            f"--series {s} {t}" for s, t in zip(HULL_DIM_SPACES.get(int(wc.dim), HULL_SPACES), input.tables)
-        ),
+        names=lambda wc: " ".join(HULL_DIM_SPACES[wc.dim]),
     log:
-        "logs/hull/plot_test_vs_random_{dataset}_d{dim}_{fmt}.log",
+        "logs/hull/plot_test_vs_random_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-test-vs-random {params.series}"
+        "python -m gisweep plot-hull-test-vs-random --inputs {input.tables} --names {params.names}"
         " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test vs uniform random points'"
         " --out {output.figure} > {log} 2>&1"
 
 
 rule plot_hull_nearest:
     input:
-        data="results/{dataset}/d{dim}/data.parquet",
-        table="results/{dataset}/d{dim}/hull/pixels.parquet",
-        code=code("hull_figures", "hull", "hull_stage", "figures", "data", "io"),
+        nearest=rules.hull_nearest.output.table,
+        code=code("plot-hull-nearest"),
     output:
         figure=report(
-            "results/figures/hull_nearest_{dataset}_d{dim}.{fmt}",
+            hull_figure("nearest", "{dataset}", "{dim}"),
             caption="../report/hull_nearest.rst",
             category="Convex hull",
             subcategory="Nearest points on the hull",
         ),
-    params:
-        examples=HULL["figure_examples"],
-        support=HULL["figure_support"],
-        tol=HULL["tol"],
     log:
-        "logs/hull/plot_nearest_{dataset}_d{dim}_{fmt}.log",
+        "logs/hull/plot_nearest_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-nearest --data {input.data} --hull {input.table} --examples {params.examples}"
-        " --support {params.support} --tol {params.tol}"
+        "python -m gisweep plot-hull-nearest --nearest {input.nearest}"
         " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test images and their nearest hull points'"
         " --out {output.figure} > {log} 2>&1"
 
 
 rule plot_hull_pixels_by_dim:
     input:
-        tables=lambda wc: [f"results/{wc.dataset}/d{dim}/hull/pixels.parquet" for dim in HULL_PIXEL_DIMS],
-        code=code("hull_figures", "hull_stage", "figures", "io"),
+        tables=lambda wc: [hull_file(wc.dataset, dim, "pixels") for dim in HULL_PIXEL_DIMS],
+        code=code("plot-hull-distributions"),
     output:
         figure=report(
-            "results/figures/hull_pixels_by_dim_{dataset}.{fmt}",
+            hull_figure("pixels_by_dim", "{dataset}"),
             caption="../report/hull_pixels_by_dim.rst",
             category="Convex hull",
             subcategory="Distance distributions",
         ),
     params:
-        series=lambda wc, input: " ".join(f"--series {d}x{d} {t}" for d, t in zip(HULL_PIXEL_DIMS, input.tables)),
+        names=" ".join(f"{d}x{d}" for d in HULL_PIXEL_DIMS),
     log:
-        "logs/hull/plot_pixels_by_dim_{dataset}_{fmt}.log",
+        "logs/hull/plot_pixels_by_dim_{dataset}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-distributions {params.series}"
+        "python -m gisweep plot-hull-distributions --inputs {input.tables} --names {params.names}"
         " --title '{wildcards.dataset}: pixel-space test distances to the training hull by image side'"
         " --out {output.figure} > {log} 2>&1"
