@@ -622,3 +622,61 @@ def test_average_pool_non_square():
 def test_average_pool_bad_arguments(shape, out_side, pattern):
     with pytest.raises(GisweepError, match=pattern):
         average_pool(np.zeros(shape, dtype=np.uint8), out_side)
+
+
+# ---------------------------------------------------------------- CIFAR-10: a crafted pickle cannot run code
+
+
+class _RunsCode:
+    """Unpickling this calls os.system: what a crafted batch in a user's data directory could do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_crafted_pickle_cannot_run_code(tmp_path, protocol):
+    write_cifar(tmp_path, np.random.default_rng(21))
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps({b"data": GOOD_DATA, b"labels": [1, 2], b"x": _RunsCode(marker)}, protocol=protocol)
+    assert b"system" in payload  # the file really names os.system (posix.system)
+    path = tmp_path / "data_batch_4"
+    path.write_bytes(payload)
+    with pytest.raises(GisweepError, match="data_batch_4: cannot unpickle.*is not allowed in a CIFAR-10 batch"):
+        load_cifar10(tmp_path)
+    assert not marker.exists()  # the command never ran
+    # the same object through plain pickle would have run it: the test's payload is live
+    pickle.loads(payload)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar_restricted_unpickler_reads_every_protocol(tmp_path, protocol):
+    """Official batches are protocol-2 Python 2 pickles; files re-saved by Python 3 (any protocol) read too."""
+    rng = np.random.default_rng(22)
+    images, labels = random_cifar(rng, 3)
+    write_cifar(tmp_path, rng)
+    write_cifar_batch(tmp_path / "test_batch", images, labels, protocol=protocol)
+    out = load_cifar10(tmp_path)
+    np.testing.assert_array_equal(out["test_x"], images)
+    np.testing.assert_array_equal(out["test_y"], labels)
+
+
+def test_cifar_unpickler_refuses_other_codecs(tmp_path):
+    """_codecs.encode is admitted only as Python 3's protocol-2 bytes writer (latin1)."""
+    import io
+
+    from gisweep.datasets import BatchUnpickler
+
+    crafted = b"\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00abcq\x01X\x06\x00\x00\x00rot_13q\x02\x86q\x03Rq\x04."
+    with pytest.raises(pickle.UnpicklingError, match="refusing _codecs.encode"):
+        BatchUnpickler(io.BytesIO(crafted), encoding="bytes").load()
+    for module, name in [("builtins", "eval"), ("os", "system"), ("numpy", "load"), ("subprocess", "Popen")]:
+        payload = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\nq\x00."
+        with pytest.raises(pickle.UnpicklingError, match=f"'{module}.{name}' is not allowed"):
+            BatchUnpickler(io.BytesIO(payload), encoding="bytes").load()

@@ -592,6 +592,7 @@ def test_memory_budget_holds_on_cuda():
     d = torch.zeros_like(x0)
     d[:, 0] = 1.0
     budget_mb = 2.0
+    exact_intervals(model, x0[:4], d[:4], -1.0, 2.0, memory_mb=budget_mb)  # warm-up: cuBLAS's workspace
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()

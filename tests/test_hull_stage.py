@@ -112,6 +112,9 @@ def test_summary_numbers(data, tmp_path):
     t = s["test"]
     d = df.loc[df["kind"] == "test", "distance"].to_numpy()
     assert t["n"] == N_TEST and t["fraction_outside"] == pytest.approx((N_TEST - 4) / N_TEST)
+    assert t["fraction_inside"] == pytest.approx(4 / N_TEST) and t["fraction_undecided"] == 0
+    assert df.loc[df["kind"] == "test", "inside"].iloc[:4].all()
+    assert (df["outside"] == (df["lower"] > s["atol"])).all() and not (df["outside"] & df["inside"]).any()
     assert t["fraction_certified"] == 1.0 and t["not_certified"] == 0
     assert t["mean"] == pytest.approx(d.mean()) and t["std"] == pytest.approx(d.std(ddof=1))
     assert t["skewness"] == pytest.approx(stats.skew(d)) and t["kurtosis"] == pytest.approx(stats.kurtosis(d))
@@ -165,9 +168,14 @@ def test_resnet_space(data, tmp_path):
                      "--width", "4", "--batch-size", "8", "--threads", "1"]) == 0
     finally:
         torch.set_num_threads(before)
-    df = hull_space_distances(path, "resnet_s0", tmp_path / "r.parquet", model_path=tmp_path / "cnn.pt", **OPTS)
-    assert read_summary(tmp_path / "r.parquet")["features"] == 64
-    assert df["certified"].all() and len(df) == N_TEST + N_RANDOM
+    for layer, feats in (("pool", 16), ("prepool", 16 * 1 * 1)):  # width 4: 16 channels; 4x4 -> 1x1 maps
+        out = tmp_path / f"r_{layer}.parquet"
+        df = hull_space_distances(path, f"resnet_{layer}_s0", out, model_path=tmp_path / "cnn.pt", **OPTS)
+        s = read_summary(out)
+        assert s["features"] == feats and len(df) == N_TEST + N_RANDOM
+        assert 0 <= s["model_train_acc"] <= 1 and 0 <= s["model_test_acc"] <= 1  # the ResNet's accuracy
+    table = summary_table([tmp_path / "r_pool.parquet", tmp_path / "r_prepool.parquet"])
+    assert table["model_test_acc"].notna().all() and table["model_train_acc"].notna().all()
 
 
 @pytest.mark.filterwarnings("ignore:Level value of 1 is too high")
@@ -212,10 +220,10 @@ def test_bad_inputs_name_the_file(data, tmp_path):
     bad_model.write_bytes(b"junk")
     with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep model"):
         hull_space_distances(path, "hidden_2x8_real_s0_l1", tmp_path / "o.parquet", model_path=bad_model, **OPTS)
-    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep CNN"):
-        hull_space_distances(path, "resnet_s0", tmp_path / "o.parquet", model_path=bad_model, **OPTS)
+    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep ResNet"):
+        hull_space_distances(path, "resnet_pool_s0", tmp_path / "o.parquet", model_path=bad_model, **OPTS)
     with pytest.raises(GisweepError, match="needs --model"):
-        hull_space_distances(path, "resnet_s0", tmp_path / "o.parquet", **OPTS)
+        hull_space_distances(path, "resnet_prepool_s0", tmp_path / "o.parquet", **OPTS)
     with pytest.raises(GisweepError, match="unknown space"):
         hull_space_distances(path, "voxels", tmp_path / "o.parquet", **OPTS)
     assert not (tmp_path / "o.parquet").exists()  # nothing half-written
@@ -286,3 +294,131 @@ def test_nearest_examples_table(data, tmp_path):
         for i, img in zip(row.support_index, row.support_image):
             np.testing.assert_array_equal(np.asarray(img), train[i])
     assert len(table) == 3
+
+
+def test_counts_come_from_certificates(data, tmp_path):
+    """A query left undecided by the iteration cap (its interval [lower, distance] straddles atol) is neither
+    inside nor outside, and never counted as outside; the three fractions add up to 1."""
+    path, _, _ = data
+    out = tmp_path / "p.parquet"
+    df = hull_space_distances(path, "pixels", out, max_iter=1, **OPTS)
+    s = read_summary(out)
+    atol = s["atol"]
+    undecided = ~df["inside"] & ~df["outside"]
+    assert undecided.any()  # the 4 test points inside the hull cannot be settled in one round
+    assert (df.loc[undecided, "distance"] > atol).all() and (df.loc[undecided, "lower"] <= atol).all()
+    assert not df.loc[undecided, "outside"].any()
+    # the old rule (outside = not inside) would have called these outside
+    assert (~df["inside"]).sum() > df["outside"].sum()
+    for kind in ("test", "random"):
+        k = s[kind]
+        g = df[df["kind"] == kind]
+        assert k["fraction_outside"] == pytest.approx(g["outside"].mean())
+        assert k["fraction_undecided"] == pytest.approx((~g["inside"] & ~g["outside"]).mean())
+        assert k["fraction_outside"] + k["fraction_inside"] + k["fraction_undecided"] == pytest.approx(1)
+    assert s["test"]["fraction_undecided"] > 0
+    # the same queries with enough rounds: every undecided test point is inside (it is a convex combination)
+    full = hull_space_distances(path, "pixels", tmp_path / "full.parquet", **OPTS)
+    test_undecided = undecided & (df["kind"] == "test")
+    assert full.loc[test_undecided, "inside"].all()
+
+
+def test_rgb_data_in_every_space(tmp_path):
+    """RGB rows (H, W, C) in pixels, wavelets (per channel), a hidden layer and both ResNet spaces."""
+    import torch
+
+    rng = np.random.default_rng(7)
+    side, n_tr, n_te = 8, 24, 6
+    x = rng.random((n_tr + n_te, side * side * 3)).astype(np.float32)
+    y = np.arange(len(x)) % 3
+    path = tmp_path / "rgb.parquet"
+    write_parquet(build_table(x, y, np.arange(n_tr), np.arange(n_tr, len(x)), None, 1.0), path, {})
+    pix = hull_space_distances(path, "pixels", tmp_path / "p.parquet", **OPTS)
+    haar = hull_space_distances(path, "wavelet_haar", tmp_path / "h.parquet", **OPTS)
+    np.testing.assert_allclose(haar["distance"], pix["distance"], rtol=1e-6, atol=1e-8)  # orthogonal per channel
+    hull_space_distances(path, "wavelet_haar_subset", tmp_path / "s.parquet", subset_levels=1, **OPTS)
+    assert read_summary(tmp_path / "s.parquet")["features"] == 3  # level 3 on 8x8: cA 1x1 per channel
+    model = build_mlp("1x8", side * side * 3, 3, init_scale=0.5, generator=torch.Generator().manual_seed(0))
+    save_model(model, tmp_path / "m.pt", arch="1x8", in_features=side * side * 3, n_classes=3, meta={})
+    hull_space_distances(path, "hidden_1x8_real_s0_l1", tmp_path / "hid.parquet", model_path=tmp_path / "m.pt", **OPTS)
+    before = torch.get_num_threads()
+    try:
+        assert main(["train-resnet", "--data", str(path), "--out", str(tmp_path / "r.pt"), "--epochs", "1",
+                     "--width", "2", "--batch-size", "8", "--threads", "1"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    for layer, feats in (("prepool", 8 * 2 * 2), ("pool", 8)):
+        hull_space_distances(path, f"resnet_{layer}_s0", tmp_path / f"{layer}.parquet", model_path=tmp_path / "r.pt",
+                             **OPTS)
+        assert read_summary(tmp_path / f"{layer}.parquet")["features"] == feats
+
+
+def test_shape_and_finiteness_errors_before_work(tmp_path, capsys):
+    """A space the rows cannot support, a ResNet on too-small images, non-finite data: clear errors, no output."""
+    rng = np.random.default_rng(1)
+    x = rng.random((12, 10)).astype(np.float32)  # 10 features: no square image
+    path = tmp_path / "flat.parquet"
+    write_parquet(build_table(x, np.arange(12) % 2, np.arange(8), np.arange(8, 12), None, 1.0), path, {})
+    with pytest.raises(GisweepError, match="flat.parquet.*not a square grey or RGB image"):
+        hull_space_distances(path, "wavelet_haar", tmp_path / "o.parquet", **OPTS)
+    small = tmp_path / "small.parquet"
+    write_parquet(build_table(rng.random((12, 9)).astype(np.float32), np.arange(12) % 2, np.arange(8),
+                              np.arange(8, 12), None, 1.0), small, {})
+    with pytest.raises(GisweepError, match="small.parquet.*3x3 images are too small for the ResNet"):
+        hull_space_distances(small, "resnet_pool_s0", tmp_path / "o.parquet", model_path=tmp_path / "none.pt", **OPTS)
+    assert main(["train-resnet", "--data", str(small), "--out", str(tmp_path / "r.pt")]) == 2
+    assert "small.parquet: 3x3 images are too small" in capsys.readouterr().err
+    x[3, 2] = np.nan
+    bad = tmp_path / "nan.parquet"
+    write_parquet(build_table(x, np.arange(12) % 2, np.arange(8), np.arange(8, 12), None, 1.0), bad, {})
+    with pytest.raises(GisweepError, match="nan.parquet: column 'x' holds NaN"):
+        hull_space_distances(bad, "pixels", tmp_path / "o.parquet", **OPTS)
+    assert not (tmp_path / "o.parquet").exists() and not (tmp_path / "r.pt").exists()
+
+
+def test_train_size_sweep_table_fit_and_figure(data, tmp_path, capsys):
+    from gisweep.hull_sweep import COLUMNS as SWEEP_COLUMNS, FITS, subsample
+
+    path, train, test = data
+    out = tmp_path / "tables" / "hull_vs_train_size.csv"
+    assert main(["hull-train-size", "--data", str(path), "--sizes", "8", "15", str(N_TRAIN), "--seeds", "0", "1",
+                 "--dataset", "toy", "--dim", "4", "--extrapolate-to", "100", "--device", "cpu", "--threads", "1",
+                 "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df.columns) == SWEEP_COLUMNS
+    m = df[df["kind"] == "measured"]
+    assert sorted(m["train_points"].unique()) == [8, 15, N_TRAIN] and sorted(m["seed"].unique()) == [0, 1]
+    assert not m.duplicated(["train_points", "seed", "statistic"]).any()  # one row per N, seed and statistic
+    # one measurement by hand: the seed-1 subsample of 15 training rows
+    idx = subsample(N_TRAIN, 15, 1)
+    res = hull_distance(train[idx], test, device="cpu", progress=False)
+    diam = pdist(train[idx]).max()
+    row = m[(m["train_points"] == 15) & (m["seed"] == 1)].set_index("statistic")["value"]
+    assert row["diameter"] == pytest.approx(diam, rel=1e-6)
+    assert row["distance_mean"] == pytest.approx(res.distance.numpy().mean(), rel=1e-5)
+    assert row["rel_distance_mean"] == pytest.approx((res.distance.numpy() / diam).mean(), rel=1e-5)
+    assert row["nn_distance_mean"] == pytest.approx(cdist(test, train[idx]).min(1).mean(), rel=1e-6)
+    assert row["fraction_outside"] + row["fraction_inside"] + row["fraction_undecided"] == pytest.approx(1)
+    # the full training set is one set for every seed
+    full = m[m["train_points"] == N_TRAIN].pivot(index="statistic", columns="seed", values="value")
+    np.testing.assert_array_equal(full.loc["distance_mean", 0], full.loc["distance_mean", 1])
+    # fitted trends reach the extrapolation target, flagged beyond the largest measured N, bands around the fit
+    f = df[df["kind"] == "fit"]
+    assert set(f["statistic"]) <= set(FITS) and "rel_distance_mean" in set(f["statistic"])
+    assert f["train_points"].max() == 100 and f.loc[f["train_points"] > N_TRAIN, "extrapolated"].all()
+    assert not f.loc[f["train_points"] <= N_TRAIN, "extrapolated"].any()
+    assert (f["lower"] <= f["value"] + 1e-12).all() and (f["value"] <= f["upper"] + 1e-12).all()
+    assert (f["pred_lower"] <= f["lower"] + 1e-12).all()
+    # the slope is the least-squares slope of log(value) on log(N) over the distinct measurements
+    r = m[m["statistic"] == "rel_distance_mean"].drop_duplicates(["train_points", "value"])
+    slope = np.polyfit(np.log(r["train_points"]), np.log(r["value"]), 1)[0]
+    # (the CSV keeps 6 significant digits, so the refit from its values agrees to about 1e-5)
+    assert f.loc[f["statistic"] == "rel_distance_mean", "slope"].iloc[0] == pytest.approx(slope, rel=1e-4)
+    fig = tmp_path / "fig.png"
+    assert main(["plot-hull-train-size", "--table", str(out), "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+    # a size beyond the training rows: a clear error naming the key, before any solve, nothing written
+    bad = tmp_path / "bad.csv"
+    assert main(["hull-train-size", "--data", str(path), "--sizes", "10", str(N_TRAIN + 1), "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"hull.train_sizes [{N_TRAIN + 1}]" in err and "data.parquet" in err and not bad.exists()

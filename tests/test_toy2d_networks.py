@@ -67,10 +67,14 @@ def test_training_data_lies_on_the_right_side_with_the_gap():
 
 def test_same_seed_same_data_for_both_experiments():
     a = D.make_training_data(_net({}))
-    b = D.make_training_data(resolve({}, "polynomial"))
+    b = D.make_training_data(resolve({"train_x1": [-1.0, 1.0]}, "polynomial"))
     np.testing.assert_array_equal(a[0], b[0])
     c = D.make_training_data(_net({"seed": 5}))
     assert not np.array_equal(a[0], c[0])
+    # the polynomial's default training range lies well inside Legendre's interval
+    lo, hi = resolve({}, "polynomial")["train_x1"]
+    p = D.make_training_data(resolve({}, "polynomial"))[0]
+    assert -1 < lo < hi < 1 and p[:, 0].min() >= lo and p[:, 0].max() <= hi
 
 
 def test_grid_layout_and_widened_box():

@@ -205,7 +205,8 @@ def test_x1_hull_labelling_and_rms():
 
 METRIC_COLS = ["degree", "n_coef", "n_train", "coef_ratio", "regime", "reference", "capacity_margin",
                "train_error", "min_train_margin", "separates", "coef_norm", "test_error_inside",
-               "test_error_outside", "n_test_inside", "n_test_outside", "boundary_gap_inside_rms",
+               "test_error_outside", "n_test_inside", "n_test_outside", "curve_outside_rms", "outside_ratio",
+               "control_fraction", "controls_outside", "boundary_gap_inside_rms",
                "boundary_gap_outside_rms", "boundary_gap_outside_max", "region_disagree_inside",
                "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"]
 
@@ -242,6 +243,17 @@ def test_sweep_columns_rows_and_consistency(small_sweep):
     assert len(b) == len(SMALL["degrees"]) * R * SMALL["curve_points"]
     assert (curves["kind"] == "train").sum() == SMALL["n_train"]
     assert set(curves["kind"]) == {"boundary", "train", "true_curve"}
+    # training data well inside Legendre's interval; everything measured within [-1, 1]
+    train = curves[curves["kind"] == "train"]
+    lo, hi = DEFAULTS["train_x1"]
+    assert train["x1"].between(lo, hi).all()
+    assert b["x1"].min() == -1.0 and b["x1"].max() == 1.0
+    assert b["inside_x1hull"].any() and (~b["inside_x1hull"]).any()
+    # the regime's own control flag follows its stated rule
+    assert (own["controls_outside"] == (own["separates"] & (own["outside_ratio"] <= DEFAULTS["control_fraction"]))).all()
+    g = curves[curves["kind"] == "true_curve"]
+    np.testing.assert_allclose(own["curve_outside_rms"], P.rms(g.loc[~g["inside_x1hull"], "x2"].to_numpy()))
+    np.testing.assert_allclose(own["outside_ratio"], own["boundary_gap_outside_rms"] / own["curve_outside_rms"])
 
 
 def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
@@ -264,10 +276,14 @@ def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
     ({"n_train": 3}, "overparam.polynomial.n_train"),
     ({"target_margin": 0}, "overparam.polynomial.target_margin"),
     ({"gap": float("nan")}, "overparam.polynomial.gap"),
-    ({"outside_extent": 0.0}, "overparam.polynomial.outside_extent"),
     ({"gd_steps": -1}, "overparam.polynomial.gd_steps"),
     ({"curve_points": 2}, "overparam.polynomial.curve_points"),
     ({"regimes": ["gd_zero", "gd_zero"]}, "overparam.polynomial.regimes"),
+    ({"train_x1": [0.5, -0.5]}, "overparam.polynomial.train_x1: low must be below high"),
+    ({"train_x1": [-1.5, 0.0]}, "overparam.polynomial.train_x1[0]"),
+    ({"train_x1": [0.0]}, "overparam.polynomial.train_x1"),
+    ({"control_fraction": 0}, "overparam.polynomial.control_fraction"),
+    ({"outside_extent": 0.25}, r"overparam.polynomial: unknown key\(s\) ['outside_extent']"),
 ])
 def test_bad_config_raises_naming_the_key(cfg, needle):
     with pytest.raises(GisweepError, match=needle.replace("[", r"\[").replace("]", r"\]")):
@@ -282,18 +298,28 @@ def test_config_not_a_dict():
 def test_cli_sweep_and_plots(tmp_path, capsys):
     cfg = json.dumps({**SMALL, "degrees": [2, 20]})
     m, c = tmp_path / "m.parquet", tmp_path / "c.parquet"
-    assert cli_main(["polynomial-sweep", "--config-json", cfg, "--out-metrics", str(m), "--out-curves", str(c)]) == 0
-    assert "degree" in capsys.readouterr().out
+    tables = [tmp_path / "t.csv", tmp_path / "v.md", tmp_path / "v.csv"]
+    outs = ["--out-metrics", str(m), "--out-curves", str(c), "--out-table", str(tables[0]),
+            "--out-verdict", str(tables[1]), "--out-verdict-csv", str(tables[2])]
+    assert cli_main(["polynomial-sweep", "--config-json", cfg, *outs]) == 0
+    assert "Per degree and regime" in capsys.readouterr().out
     meta = read_provenance(m)
     assert meta["stage"] == "polynomial_sweep" and meta["seed"] == 0 and meta["config"]["degrees"] == [2, 20]
     assert list(read_parquet(m).columns) == METRIC_COLS
+    table = pd.read_csv(tables[0])
+    assert list(table.columns) == list(P.TABLE_COLUMNS.values()) and len(table) == 2 * len(P.regimes())
+    verdict = pd.read_csv(tables[2])
+    assert list(verdict.columns) == ["claim", "verdict", "rule", "evidence"] and len(verdict) == 3
+    assert set(verdict["verdict"]) <= {P.HOLDS, P.FAILS, P.UNMEASURED}
+    text = tables[1].read_text()
+    assert all(v in text for v in verdict["verdict"]) and "Rules:" in text
     for cmd, extra in (("plot-polynomial-boundaries", ["--curves", str(c)]), ("plot-polynomial-disagreement", [])):
         out = tmp_path / f"{cmd}.png"
         assert cli_main([cmd, "--metrics", str(m), *extra, "--out", str(out)]) == 0
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*.tmp"))                                  # nothing half-written
     # bad JSON and a missing input: clear error, exit code 2
-    assert cli_main(["polynomial-sweep", "--config-json", "{oops", "--out-metrics", str(m), "--out-curves", str(c)]) == 2
+    assert cli_main(["polynomial-sweep", "--config-json", "{oops", *outs]) == 2
     assert cli_main(["plot-polynomial-disagreement", "--metrics", str(tmp_path / "none.parquet"),
                      "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
@@ -304,3 +330,121 @@ def test_gd_steps_zero_keeps_the_start():
     """gd_steps 0 is allowed (schema minimum 0): gradient descent from zero stays at zero."""
     m, _ = P.polynomial_sweep({**SMALL, "degrees": [4], "regimes": ["gd_zero"], "gd_steps": 0})
     assert m["coef_norm"].iloc[0] == 0.0
+
+
+# ---------------------------------------------------------------- whole-domain regimes
+
+
+def test_domain_l2_matrix_is_the_integral_of_p_squared():
+    rng = np.random.default_rng(11)
+    for degree in (0, 3, 10):
+        c = rng.normal(size=degree + 1)
+        sq = (Polynomial(L.leg2poly(c)) ** 2).integ()
+        np.testing.assert_allclose(np.sum((P.domain_l2_matrix(degree) @ c) ** 2), sq(1.0) - sq(-1.0), rtol=1e-10)
+
+
+def test_curve_coefficients_project_the_true_curve():
+    cfg = resolve({"curve_amplitude": 0.7, "curve_frequency": 3.0}, "polynomial")
+    a = P.curve_coefficients(cfg, 25)
+    # independent route: a_k = (2k + 1) / 2 * integral g P_k by adaptive quadrature
+    from scipy.integrate import quad
+
+    ref = [(2 * k + 1) / 2 * quad(lambda u: 0.7 * np.sin(3.0 * u) * L.Legendre.basis(k)(u), -1, 1,
+                                  epsabs=1e-13, limit=200)[0] for k in range(26)]
+    np.testing.assert_allclose(a, ref, atol=1e-12)
+    x = np.linspace(-1, 1, 201)
+    g = 0.7 * np.sin(3.0 * x)
+    # degree 25 reproduces the smooth curve to rounding over [-1, 1]
+    np.testing.assert_allclose(P.boundary(a, x), g, atol=1e-12)
+
+
+def test_truth_prior_fit_matches_kkt_on_the_whole_domain_integral():
+    """min integral_{-1}^{1} (p - g)^2 subject to p(x_i) = t_i: KKT with the Gram matrix and the
+    linear term computed by a dense trapezoid rule (independent of the Legendre orthogonality)."""
+    cfg = resolve({}, "polynomial")
+    x = _spread_points(6, seed=12) / 2                                        # inside [-0.5, 0.5]
+    t = np.array([0.2, -0.1, 0.3, 0.0, -0.2, 0.1])
+    degree = 14
+    phi = P.legendre_features(x, degree)
+    c = P.fit_regime("truth_prior", phi, t, cfg, degree)
+    xq = np.linspace(-1, 1, 40001)
+    V = P.legendre_features(xq, degree)
+    w = np.full(len(xq), xq[1] - xq[0])
+    w[[0, -1]] /= 2
+    H = V.T @ (w[:, None] * V)
+    b = V.T @ (w * 0.5 * np.sin(5.0 * xq))
+    n, p = phi.shape
+    K = np.block([[2 * H, phi.T], [phi, np.zeros((n, n))]])
+    ref = np.linalg.solve(K, np.r_[2 * b, t])[:p]
+    np.testing.assert_allclose(c, ref, atol=1e-6)
+    np.testing.assert_allclose(phi @ c, t, atol=1e-9)
+    # when the prior (the curve's projection) itself meets the targets, the fit is the prior, also outside
+    prior = P.curve_coefficients(cfg, degree)
+    c_true = P.fit_regime("truth_prior", phi, phi @ prior, cfg, degree)
+    np.testing.assert_allclose(c_true, prior, atol=1e-12)
+    # under-parameterized: the unique least-squares fit, like every closed-form regime
+    phi3 = P.legendre_features(x, 3)
+    np.testing.assert_allclose(P.fit_regime("truth_prior", phi3, t, cfg, 3),
+                               np.linalg.lstsq(phi3, t, rcond=None)[0], atol=1e-10)
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def _table(rows):
+    """A regime table from (degree, n_coef, regime, separates, outside_ratio) rows (n_train 40)."""
+    df = pd.DataFrame(rows, columns=["degree", "n_coef", "regime", "separates", "outside_ratio"])
+    return df.assign(n_train=40, controls_outside=df["separates"] & (df["outside_ratio"] <= 0.5))
+
+
+def _verdicts(rows):
+    return list(P.polynomial_verdict(_table(rows), 0.5, 0.01)["verdict"])
+
+
+UNDER = [(3, 4, "min_norm", False, 8.0), (3, 4, "curvature_penalty", False, 8.0), (3, 4, "truth_prior", False, 8.0)]
+
+
+def test_verdict_holds_when_a_chosen_regime_controls_and_min_norm_does_not():
+    top = [(99, 100, "min_norm", True, 1.2), (99, 100, "curvature_penalty", True, 0.4),
+           (99, 100, "truth_prior", True, 0.0)]
+    assert _verdicts(UNDER + top) == [P.HOLDS, P.HOLDS, P.HOLDS]
+    v = P.polynomial_verdict(_table(UNDER + top), 0.5, 0.01)
+    assert "curvature_penalty, truth_prior" in v["evidence"][0] and "0.5 x" in v["rule"][0]
+    # only the oracle controls: the paper's claim holds, the knowledge-free one does not
+    top_oracle = [(99, 100, "min_norm", True, 1.2), (99, 100, "curvature_penalty", True, 0.9),
+                  (99, 100, "truth_prior", True, 0.0)]
+    assert _verdicts(UNDER + top_oracle) == [P.HOLDS, P.HOLDS, P.FAILS]
+
+
+def test_verdict_does_not_hold_in_the_cases_the_rule_excludes():
+    # min_norm controls too: the regime is not what controls
+    both = [(99, 100, "min_norm", True, 0.3), (99, 100, "truth_prior", True, 0.0)]
+    assert _verdicts(UNDER + both)[0] == P.FAILS
+    # nothing controls; a small ratio without separating the training data does not count
+    none = [(99, 100, "min_norm", True, 1.2), (99, 100, "truth_prior", False, 0.1)]
+    assert _verdicts(UNDER + none) == [P.FAILS, P.HOLDS, P.FAILS]
+    # control at an under-parameterized degree: over-parameterization was not necessary
+    under_ctrl = [(3, 4, "min_norm", False, 8.0), (3, 4, "truth_prior", True, 0.2)]
+    top = [(99, 100, "min_norm", True, 1.2), (99, 100, "truth_prior", True, 0.0)]
+    assert _verdicts(under_ctrl + top)[:2] == [P.HOLDS, P.FAILS]
+
+
+def test_verdict_not_measured_without_its_inputs():
+    # highest degree not over-parameterized; no under-parameterized degree; no min_norm; oracle only
+    assert _verdicts(UNDER)[0] == P.UNMEASURED
+    assert _verdicts([(99, 100, "min_norm", True, 1.2), (99, 100, "truth_prior", True, 0.0)])[1] == P.UNMEASURED
+    assert _verdicts([(99, 100, "curvature_penalty", True, 0.2), (99, 100, "truth_prior", True, 0.0)])[0] == P.UNMEASURED
+    assert _verdicts([(99, 100, "truth_prior", True, 0.0)]) == [P.UNMEASURED, P.UNMEASURED, P.UNMEASURED]
+
+
+def test_sweep_verdict_follows_the_table():
+    """End to end on a sweep: its verdict equals the rule applied to its own table, and a
+    control_fraction above every ratio flips the first row to 'holds' only if min_norm fails."""
+    metrics, _ = P.polynomial_sweep({**SMALL, "degrees": [3, 40]})
+    table = P.regime_table(metrics)
+    assert list(table.columns) == list(P.TABLE_COLUMNS.values())
+    assert (table["deviation_outside_rms"] >= 0).all() and table["train_error"].between(0, 1).all()
+    v = P.polynomial_verdict(table, DEFAULTS["control_fraction"], DEFAULTS["separation_margin"])
+    top = table[table["degree"] == 40].set_index("regime")
+    ctrl = [r for r in top.index if top.loc[r, "controls_outside"] and r != "min_norm"]
+    assert v["verdict"][0] == (P.HOLDS if ctrl and not top.loc["min_norm", "controls_outside"] else P.FAILS)

@@ -280,9 +280,23 @@ def test_interrupted_run_resumes_to_the_same_results(fig4_run, tmp_path):
         ("datasets", {"mnist": {"dims": [7], "train": {"optimiser": "adam"}}},
          ["optimiser", "['datasets']['mnist']['train']"]),
         ("train", {"optimizer": "rmsprop"}, ["'rmsprop' is not one of", "['train']['optimizer']"]),
+        ("datasets", {"mnist": {"dims": [7], "train": {"optimizer": "sgdm"}}},
+         ["'sgdm' is not one of", "['datasets']['mnist']['train']['optimizer']"]),
+        ("models", {"seeds": [0, 1, 0]}, ["has non-unique elements", "['models']['seeds']"]),
+        ("models", {"seeds": [0, -1]}, ["-1 is less than the minimum of 0", "['models']['seeds'][1]"]),
+        ("models", {"seeds": [0, "one"]}, ["'one' is not of type 'integer'", "['models']['seeds'][1]"]),
+        ("models", {"seeds": [0.5]}, ["0.5 is not of type 'integer'", "['models']['seeds'][0]"]),
+        ("models", {"seeds": []}, ["[] should be non-empty", "['models']['seeds']"]),
+        ("models", {"seeds": 3}, ["3 is not of type 'array'", "['models']['seeds']"]),
+        ("models", {"seed": 0}, ["'seed' was unexpected", "Additional properties are not allowed"]),
+        ("figures", {"seeds": [0]}, ["'seeds' was unexpected", "Additional properties are not allowed"]),
+        ("figures", {"seed": "every"}, ["'every' is not valid under any of the given schemas", "['figures']['seed']"]),
+        ("train", {"nesterov": True}, ["'nesterov' was unexpected", "Additional properties are not allowed"]),
     ],
     ids=["unknown-key", "wrong-type", "arch-3by128", "arch-0x128", "misspelt-section", "dataset-train-key",
-         "unknown-optimizer"],
+         "unknown-optimizer", "unknown-dataset-optimizer", "seeds-repeated", "seed-negative", "seed-string",
+         "seed-fraction", "seeds-empty", "seeds-not-a-list", "models-unknown-key", "figures-unknown-key",
+         "figures-seed-word", "train-unknown-key"],
 )
 def test_bad_config_fails_naming_the_key(tmp_path, section, value, expected):
     """A bad value in a config given with --configfile stops `snakemake -n` before planning, with
@@ -297,6 +311,59 @@ def test_bad_config_fails_naming_the_key(tmp_path, section, value, expected):
     for text in expected:
         assert text in res.stdout, f"{text!r} not in:\n{res.stdout[-3000:]}"
     assert "Job stats" not in res.stdout
+
+
+@pytest.mark.parametrize(
+    "section, value, expected",
+    [
+        ("models", {"seeds": [0, 1.0]}, "config models.seeds: [1.0] are not non-negative integers"),
+        ("figures", {"seed": 4}, "config figures.seed: 4 is not one of models.seeds [0, 1]"),
+    ],
+    ids=["seed-1.0", "figure-seed-not-trained"],
+)
+def test_bad_seeds_fail_naming_the_key(tmp_path, section, value, expected):
+    """What the schema lets through (YAML's 1.0 is an integer to JSON schema; a figure seed that is not
+    trained) stops `snakemake -n` at start, naming the key."""
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["models"]["seeds"] = [0, 1]
+    config[section] = {**config.get(section, {}), **value}
+    project = copy_project(tmp_path / "project")
+    (project / "bad.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(project, "--dry-run", config="bad.yaml")
+    assert res.returncode != 0 and expected in res.stdout, res.stdout[-3000:]
+    assert "Job stats" not in res.stdout
+
+
+def paper_project(tmp_path, extra=None):
+    """A copy of the project with config.paper.yaml (plus `extra`, merged section by section)."""
+    project = copy_project(tmp_path / "project")
+    preset = yaml.safe_load((REPO / "config.paper.yaml").read_text())
+    for section, value in (extra or {}).items():
+        preset[section] = {**preset.get(section, {}), **value}
+    (project / "config.paper.yaml").write_text(yaml.safe_dump(preset))
+    return project
+
+
+def test_paper_preset_plans(tmp_path):
+    """config.paper.yaml, merged over config.yaml as the README says (`--configfile config.paper.yaml`),
+    validates and plans: plain SGD at 0.01 without momentum everywhere, two moons included, three seeds."""
+    project = paper_project(tmp_path)
+    res = snakemake(project, "--dry-run", "--printshellcmds", "--configfile", "config.paper.yaml", config=None,
+                    timeout=600)
+    assert res.returncode == 0, res.stdout[-4000:]
+    trains = [line for line in res.stdout.splitlines() if "python -m gisweep train " in line]
+    assert trains and all("--optimizer sgd" in t and "--lr 0.01" in t and "--momentum 0.0" in t
+                          and "--init-scale 0.05" in t and "--max-epochs 20000" in t for t in trains), trains[:3]
+    for seed in (0, 1, 2):
+        assert any(f"moons/d2/3x128/random/s{seed}/model.pt" in t for t in trains)
+    assert "results/tables/claims.md" in res.stdout
+
+
+def test_paper_preset_unknown_key_fails(tmp_path):
+    project = paper_project(tmp_path, {"train": {"momentun": 0.0}})
+    res = snakemake(project, "--dry-run", "--configfile", "config.paper.yaml", config=None)
+    assert res.returncode != 0 and "Error validating config file" in res.stdout, res.stdout[-3000:]
+    assert "'momentun' was unexpected" in res.stdout and "Job stats" not in res.stdout
 
 
 # ---------------------------------------------------------------- 4. lint and report

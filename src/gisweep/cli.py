@@ -19,7 +19,9 @@ import sys
 # command -> (module, one-line help); the module's register_cli adds the command
 COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-data": ("gisweep.data", "build results/{dataset}/d{dim}/data.parquet"),
+    "prepare-hull-data": ("gisweep.data", "build results/{dataset}/d{dim}/hull/data.parquet: the hull study's split"),
     "train": ("gisweep.train", "train an MLP on real or permuted labels"),
+    "train-batch": ("gisweep.train_batched", "train the seeds of one cell as one stacked model"),
     "sample-pairs": ("gisweep.lines", "same-class pair lines x_i + t (x_j - x_i)"),
     "sample-lines": ("gisweep.lines", "the lines of one family (see gisweep.lines)"),
     "batched-gi": ("gisweep.gi_stage", "exact GI of every line of a model"),
@@ -37,10 +39,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hull-distance": ("gisweep.hull_stage", "certified distances to the training hull in one feature space"),
     "hull-summary": ("gisweep.hull_summary", "collect the summaries of hull Parquet files into one table"),
     "hull-nearest": ("gisweep.hull_stage", "test images of a pixel hull table with their nearest hull points"),
-    "train-resnet": ("gisweep.resnet_features", "train the CNN whose features are hull spaces"),
+    "hull-train-size": ("gisweep.hull_sweep", "hull distances of the test rows against N training rows, N swept"),
+    "train-resnet": ("gisweep.resnet_features", "train the ResNet-20 whose features are hull spaces"),
     "plot-hull-distributions": ("gisweep.figures.hull", "test distances to the hull per space, fitted normal"),
     "plot-hull-test-vs-random": ("gisweep.figures.hull", "distance / diameter of test vs uniform random points"),
     "plot-hull-nearest": ("gisweep.figures.hull", "test images, their nearest hull points and support images"),
+    "plot-hull-train-size": ("gisweep.figures.hull", "hull distance, fraction outside and trend against N"),
     "polynomial-sweep": ("gisweep.toy2d.polynomial", "fit Legendre boundaries across degrees and regimes"),
     "network-sweep": ("gisweep.toy2d.sweep", "train MLPs across widths and regimes; inside vs outside the hull"),
     "plot-polynomial-boundaries": ("gisweep.figures.toy2d", "boundaries per degree and regime"),

@@ -83,6 +83,78 @@ def prepare_data(dataset: str, dim: int, out: str, *, seed: int = 0, train_per_c
     print(f"{out}: {len(train_idx)} train, {len(test_idx)} test rows, {table.schema.field('x').type}")
 
 
+# ----------------------------------------------------------------------------- the hull study's split
+
+HULL_DATASETS = ("mnist", "mnist_idx", "cifar10")
+BUNDLED_HULL_TEST_PER_CLASS = 100  # bundled MNIST (500 per class, no official split): 400 train / 100 test
+
+
+def hull_split(dataset: str, y: np.ndarray, official_test: np.ndarray | None, seed: int):
+    """(train pool, test) source indices of the hull study: the official split where there is one, else
+    (bundled MNIST) 100 test images per class drawn by seed and the rest (400 per class) as training pool."""
+    if official_test is not None:
+        return np.flatnonzero(~official_test), np.flatnonzero(official_test)
+    rng = np.random.default_rng([seed, 0x4D11])  # its own stream, apart from the GI study's sample
+    test = []
+    for c in np.unique(y):  # one small loop over classes (10)
+        members = np.flatnonzero(y == c)
+        if len(members) <= BUNDLED_HULL_TEST_PER_CLASS:
+            raise GisweepError(f"dataset '{dataset}': class {int(c)} has {len(members)} samples, too few to hold "
+                               f"out {BUNDLED_HULL_TEST_PER_CLASS} test images")
+        test.append(np.sort(rng.choice(members, BUNDLED_HULL_TEST_PER_CLASS, replace=False)))
+    test = np.concatenate(test)
+    return np.setdiff1d(np.arange(len(y)), test), test
+
+
+def hull_train_rows(y: np.ndarray, pool: np.ndarray, train_per_class, seed: int, key: str) -> np.ndarray:
+    """Training rows of the hull study, ordered by class then source index: the whole pool
+    (train_per_class 'all') or that many per class drawn by seed; too many names `key`."""
+    if train_per_class == "all":
+        return pool[np.lexsort((pool, y[pool]))]
+    per_class = parse_train_per_class(train_per_class, key)
+    counts = np.bincount(y[pool], minlength=int(y.max()) + 1)
+    if per_class > counts.min():
+        raise GisweepError(f"{key}={per_class}, but the training split has only {int(counts.min())} samples of "
+                           f"class {int(counts.argmin())} ({len(pool)} in all); use 'all' or at most {int(counts.min())}")
+    return pool[datasets.select_per_class(y[pool], per_class, seed)]
+
+
+def parse_train_per_class(value, key: str = "train_per_class"):
+    """'all' or a positive integer (also given as a string on the command line)."""
+    if value == "all":
+        return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise GisweepError(f"{key}={value!r}: expected 'all' or a positive integer") from None
+    if n < 1 or str(n) != str(value).strip():
+        raise GisweepError(f"{key}={value!r}: expected 'all' or a positive integer")
+    return n
+
+
+def prepare_hull_data(dataset: str, dim: int, out, *, seed: int = 0, train_per_class="all",
+                      source_dir: str | None = None) -> None:
+    """Write the hull study's table results/{dataset}/d{dim}/hull/data.parquet (the columns of
+    data.parquet, so load_table reads it): its training set chosen on its own (hull_split,
+    hull_train_rows), test rows the held-out / official test split. Images keep their channels
+    (row-major H, W, C); the metadata records image_shape [H, W, C]."""
+    if dataset not in HULL_DATASETS:
+        raise GisweepError(f"hull dataset '{dataset}': the hull study needs images ({', '.join(HULL_DATASETS)})")
+    train_per_class = parse_train_per_class(train_per_class, "hull.train_per_class")
+    x, y, official_test, scale = load_source(dataset, source_dir)
+    side = x.shape[1]
+    if dim > side or side % dim:
+        raise GisweepError(f"dataset '{dataset}': dim {dim} must divide the image side {side}")
+    pool, test_idx = hull_split(dataset, y, official_test, seed)
+    train_idx = hull_train_rows(y, pool, train_per_class, seed, "hull.train_per_class")
+    table = build_table(x, y, train_idx, test_idx, dim, scale)
+    channels = x.shape[3] if x.ndim == 4 else 1
+    meta = provenance(stage="prepare_hull_data", dataset=dataset, dim=dim, seed=seed,
+                      train_per_class=train_per_class, source_dir=source_dir, image_shape=[dim, dim, channels])
+    write_parquet(table, out, meta)
+    print(f"{out}: {len(train_idx)} train, {len(test_idx)} test rows, images {dim}x{dim}x{channels}")
+
+
 def load_table(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train [n, F] float32, y_train [n], x_test [m, F], y_test [m]) from a data.parquet."""
     df = read_parquet(path, required=["split", "label", "x"])
@@ -122,3 +194,13 @@ def register_cli(sub) -> None:
         a.dataset, a.dim, a.out, seed=a.seed, train_per_class=a.train_per_class, source_dir=a.source_dir,
         moons={"noise": a.moons_noise, "seed": a.seed, "n_train": a.moons_train, "n_test": a.moons_test}
         if a.dataset == "moons" else None))
+
+    h = sub.add_parser("prepare-hull-data", help="build results/{dataset}/d{dim}/hull/data.parquet (the hull study's split)")
+    h.add_argument("--dataset", required=True, choices=HULL_DATASETS)
+    h.add_argument("--dim", type=int, required=True, help="image side after average pooling")
+    h.add_argument("--seed", type=int, default=0, help="picks bundled MNIST's test images and any per-class sample")
+    h.add_argument("--train-per-class", default="all", help="'all' (the whole training split) or a number")
+    h.add_argument("--source-dir", default=None, help="directory of IDX files or CIFAR-10 python batches")
+    h.add_argument("--out", required=True)
+    h.set_defaults(func=lambda a: prepare_hull_data(a.dataset, a.dim, a.out, seed=a.seed,
+                                                    train_per_class=a.train_per_class, source_dir=a.source_dir))

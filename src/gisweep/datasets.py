@@ -196,13 +196,54 @@ def _get_key(batch: dict, key: str, path: Path):
     )
 
 
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """_codecs.encode as Python 3's protocol-2 pickles use it for bytes; any other codec is refused."""
+    if encoding.replace("-", "").replace("_", "").lower() != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1", errors)
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what CIFAR-10's python batches hold: dicts, lists, bytes, str,
+    numbers and numpy arrays. Any other global (a function a crafted pickle would call: os.system,
+    builtins.eval, ...) is refused before it is looked up, so a file cannot run code.
+    """
+
+    ALLOWED = {
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+        ("numpy.core.multiarray", "_reconstruct"): lambda: _numpy_global("multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"): lambda: _numpy_global("multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"): lambda: _numpy_global("numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"): lambda: _numpy_global("numeric", "_frombuffer"),
+        ("_codecs", "encode"): lambda: _latin1_encode,  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module, name):
+        get = self.ALLOWED.get((module, name))
+        if get is None:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a CIFAR-10 batch")
+        return get()
+
+
+def _numpy_global(submodule: str, name: str):
+    import importlib
+
+    for package in ("numpy._core", "numpy.core"):  # numpy 2 renamed numpy.core to numpy._core
+        try:
+            return getattr(importlib.import_module(f"{package}.{submodule}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"numpy has no {submodule}.{name}")
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch -> (x uint8 [n, 32, 32, 3], y int64 [n])."""
+    """One pickled batch -> (x uint8 [n, 32, 32, 3], y int64 [n]), read with BatchUnpickler."""
     if not path.is_file():
         raise GisweepError(f"{path}: CIFAR-10 batch file is missing")
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = BatchUnpickler(f, encoding="bytes").load()
     except Exception as e:  # any unpickling failure is a bad file, not a bug here
         raise GisweepError(f"{path}: cannot unpickle ({type(e).__name__}: {e})") from None
     if not isinstance(batch, dict):

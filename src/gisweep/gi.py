@@ -285,7 +285,9 @@ def _sign_flips(Z, last):
     else:
         sign = torch.signbit(Z).view(torch.uint8)
         flips = sign[1:] ^ sign[:-1]
-    flips[last[last < N - 1]] = 0  # no interval from a line's last knot to the next line's first
+    # no interval from a line's last knot to the next line's first (the last line's last knot is N - 1,
+    # which has no row here; every other line's is below it): no boolean mask, so no host sync
+    flips.index_fill_(0, last[:-1], 0)
     if w % 8 or not flips.is_contiguous():
         k, j = flips.nonzero(as_tuple=True)
         return k, j
@@ -327,8 +329,9 @@ def _crossings(kn: _Knots) -> _Crossings:
     # a neuron that is 0 at a knot only touches 0 there, or crosses at the knot itself: no new knot
     strict = (za.abs() > zero.index_select(0, k)) & (zb.abs() > zero.index_select(0, k + 1))
     held = _nbytes(Z, zero, k, j, za, zb, strict) + max(N - 1, 0) * w  # + the sign-flip bytes
-    if not bool(strict.all()):  # (one host sync per layer, like the nonzero in _sign_flips)
-        k, j, za, zb = k[strict], j[strict], za[strict], zb[strict]
+    if not bool(strict.all()):  # (host syncs: this one, and one nonzero for the four selections)
+        keep = strict.nonzero()[:, 0]
+        k, j, za, zb = (v.index_select(0, keep) for v in (k, j, za, zb))
     return _Crossings(k, j, za, zb, zero, held)
 
 
@@ -349,12 +352,14 @@ def _merge_crossings(kn: _Knots, cr: _Crossings, nxt: Affine, stats: dict | None
 
     # the activation pattern changes at t = 0 if a neuron is 0 there and on the two sides is active
     # on one and not on the other (0 is a knot, so on each side the neuron is linear up to it)
-    interior = (kn.k0 > kn.start) & (kn.k0 < last)
-    if bool(interior.any()):
-        k0 = kn.k0[interior]
-        z0, zl, zr = Z[k0], Z[k0 - 1], Z[k0 + 1]  # [i, w]
-        brk = (z0.abs() <= zero[k0, None]) & ((zl > zero[k0 - 1, None]) != (zr > zero[k0 + 1, None]))
-        kn.zero_break[interior] |= brk.any(1)
+    # (computed for every line and masked, rather than selected: no host sync)
+    interior = (kn.k0 > kn.start) & (kn.k0 < last)  # [n]
+    k0 = kn.k0
+    kl, kr = torch.where(interior, k0 - 1, k0), torch.where(interior, k0 + 1, k0)
+    z0, zl, zr = Z.index_select(0, k0), Z.index_select(0, kl), Z.index_select(0, kr)  # [n, w]
+    brk = (z0.abs() <= zero[k0, None]) & ((zl > zero[kl, None]) != (zr > zero[kr, None]))
+    kn.zero_break |= brk.any(1) & interior
+    del z0, zl, zr, brk
 
     wt = nxt.weight.T  # [w, w']
     w2 = wt.shape[1]
@@ -383,7 +388,8 @@ def _merge_crossings(kn: _Knots, cr: _Crossings, nxt: Affine, stats: dict | None
 
     # merge: old knot i moves down by the crossings in intervals before it; crossing r of interval
     # k lands right after knot k, behind the r crossings sorted before it
-    per_interval = torch.bincount(k, minlength=N)  # [N]
+    per_interval = torch.zeros(N, dtype=torch.int64, device=dev).index_add_(0, k, torch.ones_like(k))  # [N]
+    # (index_add_, not bincount, which syncs with the host on CUDA to size its output)
     new_old = torch.arange(N, device=dev) + (torch.cumsum(per_interval, 0) - per_interval)  # [N]
     new_cross = k + 1 + torch.arange(m, device=dev)  # [m]
     M_ = N + m
@@ -407,7 +413,7 @@ def _merge_crossings(kn: _Knots, cr: _Crossings, nxt: Affine, stats: dict | None
         held = merged + _nbytes(Z, zero, Za, Zc, Y, T, line, crossing, kn.T, kn.line, kn.crossing,
                                 k, j, f, t, per_interval, new_old, new_cross, cline)
         stats["peak_bytes"] = max(stats["peak_bytes"], pending + held)
-    count = kn.count + torch.bincount(cline, minlength=n)
+    count = kn.count.index_add(0, cline, torch.ones_like(cline))
     start = torch.cumsum(count, 0) - count
     k0 = new_old.index_select(0, kn.k0)
     return _Knots(T, line, crossing, Y, start, count, k0, kn.zero_break)

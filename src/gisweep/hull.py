@@ -1,27 +1,33 @@
 """Certified Euclidean distance from many query points to the convex hull of a training set.
 
 For each query x the distance is  min over lambda in the simplex of ||x - train^T lambda||.
-All queries are solved together (one batched solve, chunked only to bound memory), on CPU or CUDA.
+Queries are solved in chunks (sized to a memory budget), on CPU or CUDA; the training set is streamed
+in row blocks, so no [N, N] matrix and no [B, N] x [N, D] product of dense weights is ever formed.
 
-Method: a batched active-set method (Wolfe's nearest-point algorithm, several points added per round).
-Every query keeps a small support S (padded slots) and feasible weights lambda on it (lambda >= 0,
-sum 1), starting from its nearest training point. A round is
-  1. pricing, in the primal: p = train^T lambda, g = x - p, and viol_i = <g, train_i - p> for all i
-     (two [B, N] x [N, D]-sized matrix products);
-  2. certification: the hyperplane through p normal to g separates x from the hull, so
+Method: screening plus Wolfe's nearest-point algorithm on a working set, certified by full passes.
+  1. screening: one streamed pass finds each query's nearest training rows; they are its candidates,
+     and the nearest one is the starting point (lambda = that vertex);
+  2. restricted solve: Wolfe's method (several points added per round) on the candidates only. Pricing
+     is in the candidates' Gram space, from the support rows: h_j = <g, y_j> (g = x - p) is kept up to
+     date by h -= G delta after each step, O(K k) per query per round (k candidates, K support points).
+     A Newton step on the support (the equality-constrained least squares min ||x - y_S^T mu||
+     s.t. sum mu = 1, in delta form from the gradient h, so that it also refines the last point) gives
+     mu; if mu >= 0 it is taken, otherwise lambda moves toward mu until a weight reaches 0, that point
+     leaves S and the step is repeated (Wolfe's minor cycle). A row whose new points all left again adds
+     only its single most violating point next round (Wolfe's own step, which always makes progress);
+  3. certification: the primal point p = y_S^T lambda and g = x - p are formed from the support rows,
+     and one streamed pass over the whole training set gives viol_i = <g, train_i - p> for every i.
+     The hyperplane through p normal to g separates x from the hull, so
        lower = min_i <g, x - train_i> / ||g|| = (||g||^2 - max_i viol_i) / ||g||
-     is a lower bound and ||g|| (attained by lambda) an upper bound; a query leaves the batch when they
-     agree to `tol` (see below);
-  3. the most violating points (viol_i > 0; up to max(add_per_iter, |S| / 2)) join S; a Newton step on
-     S (the equality-constrained least squares min ||x - train_S^T mu|| s.t. sum mu = 1, in Gram space,
-     in delta form from the primal gradient so that it also refines the last round) gives mu; if mu >= 0
-     it is taken, otherwise lambda moves toward mu until a weight reaches 0, that point leaves S, and the
-     step is repeated (Wolfe's minor cycle). A row whose new points all left again adds only its single
-     most violating point next round (Wolfe's own step, which always makes progress).
-A small proximal term (1.5e-11 R^2 in float64) keeps the Newton systems nonsingular for affinely
-dependent supports (duplicates, collinear points). The Gram matrix train train^T is precomputed when it
-fits in a quarter of the memory budget, otherwise support Gram blocks come from gathered rows.
-Distances and certificates always come from the primal point, never from Gram quantities.
+     is a lower bound and ||g|| (attained by lambda) an upper bound; a query leaves when they agree to
+     `tol` (see below). Otherwise the pass's most violating rows join its candidates (the pass also
+     refreshes h on the candidates from the primal g) and steps 2-3 repeat.
+Passes serve all remaining queries of a chunk at once (one GEMM per training block); restricted solves
+run in sub-batches sized so that the [b, K+1, K+1] Newton systems and the [b, k, k] candidate Gram
+blocks stay within the budget; non-support candidates beyond what fits are evicted (least violating
+first). A small proximal term (1.5e-11 R^2 in float64) keeps the Newton systems nonsingular for affinely
+dependent supports (duplicates, collinear points). Distances and certificates always come from the
+primal point, never from Gram quantities.
 
 Certificate semantics. The true distance always lies in [lower, distance]. `certified` means this
 interval is narrow: distance - lower <= max(tol * distance, atol), with atol = abs_tol * R and R the
@@ -33,12 +39,17 @@ are certified to atol instead (default abs_tol 1e-7 in float64: the reachable fl
 `inside` means distance <= atol: the query lies in the hull up to atol; it is certified (lower is then
 usually 0) and `distance` keeps the attained value (at most atol), it is not rounded to 0.
 `lower` includes an allowance for float rounding (2 (D + 2) u (||x - c|| + R)), so it stays a bound.
-A query not certified when `max_iter` rounds are spent is returned with certified=False.
+A query whose allowance alone exceeds the allowed gap even at its nearest-neighbour distance (float32
+with one training point, identical points, or queries far from the data) cannot be certified unless
+it is inside: it gets one pass (a valid lower bound) and stops, with a warning. `iterations` counts
+pricing rounds, restricted (over candidates) and full passes alike; a query not certified when
+`max_iter` rounds are spent is returned with certified=False (the last round is always a full pass).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -47,7 +58,10 @@ from gisweep import GisweepError
 from gisweep.runtime import Progress, exact_matmul, pick_device, pick_dtype
 
 
-ADD_GROWTH = 0.5  # a round adds up to this fraction of the support size (at least add_per_iter)
+ADD_GROWTH = 0.5  # a restricted round adds up to this fraction of the support size (at least add_per_iter)
+SCREEN_K = 48  # candidates per query from the screening pass (nearest rows)
+PASS_ADD = 48  # most violating rows a certification pass adds to a query's candidates
+RESTRICTED_ROUNDS = 100  # restricted rounds between two passes, at most
 
 
 @dataclass
@@ -64,6 +78,7 @@ class HullResult:
     support_size: torch.Tensor  # [Q] int64 number of training points with positive weight
     tol: float
     atol: float
+    stats: dict = field(default_factory=dict)  # engine figures: peak_bytes, budget_bytes, passes, ...
 
     def to_frame(self):
         """A pandas DataFrame, one row per query; support columns hold lists."""
@@ -108,7 +123,7 @@ def _as_matrix(a, name: str, device, dtype) -> torch.Tensor:
     if t.shape[0] == 0 or t.shape[1] == 0:
         raise GisweepError(f"{name}: empty array of shape {tuple(t.shape)}")
     t = t.to(device=device, dtype=dtype)
-    if not torch.isfinite(t).all():
+    if t.numel() and not (math.isfinite(float(t.max())) and math.isfinite(float(t.min()))):  # NaN propagates
         raise GisweepError(f"{name}: contains NaN or infinite values")
     return t
 
@@ -125,31 +140,22 @@ def _memory_budget(memory_mb: float | None, dev: torch.device) -> float:
     return 2.0**30
 
 
-# ----------------------------------------------------------------------------- engine pieces
+class _Memory:
+    """The engine's own account of its working memory (tensors beyond the centred inputs), in bytes."""
+
+    def __init__(self, budget: float):
+        self.budget, self.peak = budget, 0
+
+    def note(self, *tensors) -> None:
+        used = sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        self.peak = max(self.peak, used)
+
+    def fit(self, per_item: float, share: float = 1.0) -> int:
+        """How many items of per_item bytes fit into share of the budget (at least 1)."""
+        return max(1, int(share * self.budget // max(per_item, 1)))
 
 
-def _price(train, idx, lam, x):
-    """Primal point and violations for a batch.
-
-    train [N, D], idx/lam [B, K], x [B, D] -> gg [B] = ||g||^2, viol [B, N] with viol_i = <g, train_i - p>,
-    where p = train^T lambda and g = x - p are formed in the primal (no Gram cancellation in ||g||).
-    """
-    B, N = x.shape[0], train.shape[0]
-    weights = torch.zeros(B, N, dtype=x.dtype, device=x.device)
-    weights.scatter_add_(1, idx, lam)  # [B, N] dense lambda (unused slots carry weight 0)
-    p = weights @ train  # [B, D]
-    g = x - p  # [B, D]
-    viol = g @ train.T - (g * p).sum(1, keepdim=True)  # [B, N]
-    gg = (g * g).sum(1)  # [B]
-    return gg, viol
-
-
-def _support_gram(train, gram, idx):
-    """Gram matrix of the support rows: idx [B, K] -> [B, K, K]."""
-    if gram is not None:
-        return gram[idx.unsqueeze(2), idx.unsqueeze(1)]
-    rows = train[idx]  # [B, K, D]
-    return rows @ rows.transpose(1, 2)
+# ----------------------------------------------------------------------------- Newton steps
 
 
 def _newton_step(gss, rhs, used, reg: float, beta: float):
@@ -207,23 +213,186 @@ def _minor_cycles(gss, rhs, lam, used, reg: float, beta: float, max_steps: int):
     return lam, used
 
 
-def _add_points(idx, lam, used, cand, ok):
-    """Put candidate training rows cand [B, m] (where ok [B, m]) into free slots, growing K if needed.
+# ----------------------------------------------------------------------------- streamed passes
 
-    ok must be a prefix in each row (candidates come sorted by violation), so the first ok.sum() free
-    slots take them. Returns (idx, lam, used, new) with new [B, K] marking the slots just filled.
+
+def _screen(X, sq, x, k: int, block: int, mem: _Memory):
+    """The k nearest training rows of each query, by one streamed pass (Gram expansion).
+
+    X [N, D], sq [N] = ||X_i||^2, x [b, D] -> cand [b, k] int64, nearest first (the first 4 re-ranked by
+    their distances computed directly, no cancellation), and their exact distances d0 [b] to cand[:, 0].
     """
-    B, K = idx.shape
-    need = int((used.sum(1) + ok.sum(1)).max())  # host sync: the new width
-    if need > K:
-        pad = need - K
-        idx = torch.cat([idx, torch.zeros(B, pad, dtype=idx.dtype, device=idx.device)], 1)
-        lam = torch.cat([lam, torch.zeros(B, pad, dtype=lam.dtype, device=lam.device)], 1)
-        used = torch.cat([used, torch.zeros(B, pad, dtype=used.dtype, device=used.device)], 1)
-    free_first = torch.argsort(used.to(torch.int8), dim=1, stable=True)[:, : cand.shape[1]]  # [B, m]
-    idx = idx.scatter(1, free_first, torch.where(ok, cand, idx.gather(1, free_first)))
-    new = torch.zeros_like(used).scatter(1, free_first, ok)
-    return idx, lam, used | new, new
+    N = X.shape[0]
+    b = x.shape[0]
+    best_v = torch.empty(b, 0, dtype=x.dtype, device=x.device)
+    best_i = torch.empty(b, 0, dtype=torch.int64, device=x.device)
+    for s0 in range(0, N, block):
+        s1 = min(s0 + block, N)
+        approx = sq[s0:s1].unsqueeze(0) - 2 * (x @ X[s0:s1].T)  # [b, nb] = ||x - X_i||^2 - ||x||^2
+        mem.note(approx, approx, best_v, best_i)
+        blk = approx.topk(min(k, s1 - s0), dim=1, largest=False)  # the block's best, then a small merge
+        vals = torch.cat([best_v, blk.values], 1)
+        idx = torch.cat([best_i, blk.indices + s0], 1)
+        top = vals.topk(min(k, vals.shape[1]), dim=1, largest=False)  # sorted, nearest first
+        best_v, best_i = top.values, idx.gather(1, top.indices)
+    head = min(4, best_i.shape[1])
+    exact = ((x.unsqueeze(1) - X[best_i[:, :head]]) ** 2).sum(2)  # [b, head]
+    order = torch.cat([exact.argsort(dim=1, stable=True),
+                       torch.arange(head, best_i.shape[1], device=x.device).expand(b, -1)], 1)
+    cand = best_i.gather(1, order)
+    return cand, exact.min(1).values.sqrt()
+
+
+def _price(X, g, gp, cand, valid, m: int, block: int, mem: _Memory):
+    """One certification pass over all training rows for a batch (streamed in row blocks).
+
+    X [N, D], g [b, D] = x - p, gp [b] = <g, p>, cand [b, k] candidate rows (valid [b, k]).
+    Returns vmax [b] = max_i <g, X_i - p> over all rows, top_v/top_i [b, m'] the most violating rows
+    outside the candidates (m' = min(m, N), descending), h [b, k] = <g, X_cand> (0 on invalid slots).
+    """
+    N = X.shape[0]
+    b, k = cand.shape
+    dev, dt = g.device, g.dtype
+    vmax = torch.full((b,), -math.inf, dtype=dt, device=dev)
+    h = torch.zeros(b, k, dtype=dt, device=dev)
+    top_v = torch.empty(b, 0, dtype=dt, device=dev)
+    top_i = torch.empty(b, 0, dtype=torch.int64, device=dev)
+    for s0 in range(0, N, block):
+        s1 = min(s0 + block, N)
+        nb = s1 - s0
+        V = g @ X[s0:s1].T  # [b, nb] <g, X_i>
+        vmax = torch.maximum(vmax, V.max(1).values)
+        local = cand - s0
+        here = valid & (local >= 0) & (local < nb)  # [b, k] candidates in this block
+        spot = torch.where(here, local, nb)  # [b, k]; nb: a spare column for the others
+        h = torch.where(here, V.gather(1, spot.clamp_max(nb - 1)), h)
+        if m:
+            taken = torch.zeros(b, nb + 1, dtype=torch.bool, device=dev).scatter_(1, spot, True)[:, :nb]
+            V.masked_fill_(taken, -math.inf)
+            mem.note(V, taken, h, top_v, top_i)
+            blk = V.topk(min(m, nb), dim=1)  # the block's best, then a small merge
+            vals = torch.cat([top_v, blk.values], 1)
+            idx = torch.cat([top_i, blk.indices + s0], 1)
+            top = vals.topk(min(m, vals.shape[1]), dim=1)
+            top_v, top_i = top.values, idx.gather(1, top.indices)
+    return vmax - gp, top_v - gp.unsqueeze(1), top_i, h
+
+
+def _primal(X, x, cand, lam, used, sub: int):
+    """p = sum_j lam_j X_cand_j from the support rows only, in sub-batches of rows.
+
+    X [N, D], x [b, D], cand/lam/used [b, k] -> g [b, D] = x - p, gg [b] = ||g||^2, gp [b] = <g, p>.
+    """
+    b = x.shape[0]
+    K = int(used.sum(1).max())  # host sync: the support width
+    order = torch.argsort((~used).to(torch.int8), dim=1, stable=True)[:, :K]  # used slots first
+    idx = cand.gather(1, order).clamp_min(0)
+    w = torch.where(used, lam, 0).gather(1, order)  # [b, K]
+    p = torch.empty_like(x)
+    for s in range(0, b, sub):
+        p[s : s + sub] = torch.einsum("bk,bkd->bd", w[s : s + sub], X[idx[s : s + sub]])
+    g = x - p
+    return g, (g * g).sum(1), (g * p).sum(1)
+
+
+# ----------------------------------------------------------------------------- restricted solve
+
+
+def _restricted(gram, h, lam, used, valid, eps, rounds, refine, reg: float, beta: float, add_per_iter: int):
+    """Wolfe's method on each row's candidates, all rows in parallel, in their Gram space.
+
+    gram [b, k, k] candidate Gram blocks, h [b, k] = <g, y_j> (accurate on entry), lam [b, k] feasible
+    weights, used [b, k] support, valid [b, k] real slots, eps [b] stop when no candidate violates by
+    more, rounds [b] int64 most rounds per row, refine [b] bool: take a first step even without violators
+    (a Newton step on the support from the accurate h refines the point below Gram rounding). Returns (h, lam, used, rounds used [b]); h is kept up to
+    date by h -= G delta (pricing from the support, O(k K) per row per round).
+    """
+    b, k = h.shape
+    dev = h.device
+    spent = torch.zeros(b, dtype=torch.int64, device=dev)
+    stalled = torch.zeros(b, dtype=torch.bool, device=dev)
+    rows = torch.arange(b, device=dev)
+    limit = int(rounds.max()) if b else 0  # host sync
+    cols = torch.arange(k, device=dev)
+    for r in range(limit):
+        hr, lr, ur, vr = h[rows], lam[rows], used[rows], valid[rows]
+        viol = hr - (lr * hr).sum(1, keepdim=True)  # [b', k] <g, y_j - p>
+        outside = viol.masked_fill(ur | ~vr, -math.inf)
+        best = outside.max(1).values
+        going = ((best > eps[rows]) | (refine[rows] & (r == 0))) & (spent[rows] < rounds[rows])  # [b']
+        size = ur.sum(1)
+        per_row = torch.where(stalled[rows], 1, torch.clamp((size * ADD_GROWTH).long(), min=add_per_iter))
+        n_going, m = torch.stack([going.sum(), torch.where(going, per_row, 0).max()]).tolist()  # host sync
+        if not n_going:
+            break
+        if n_going < rows.numel():
+            keep = going.nonzero().squeeze(1)
+            rows, hr, lr, ur, outside, per_row = rows[keep], hr[keep], lr[keep], ur[keep], outside[keep], per_row[keep]
+        top_v, top_i = outside.topk(min(m, k), dim=1)
+        ok = (top_v > eps[rows].unsqueeze(1)) & (torch.arange(top_i.shape[1], device=dev) < per_row.unsqueeze(1))
+        new = torch.zeros_like(ur).scatter_(1, top_i, ok)
+        un = ur | new
+        K = int(un.sum(1).max())  # host sync: the Newton system's width
+        pos = torch.argsort((~un).to(torch.int8), dim=1, stable=True)[:, :K]  # [b', K] support slots first
+        at = rows[:, None, None]
+        gss = gram[at, pos[:, :, None], pos[:, None, :]]  # [b', K, K] support Gram block (no [b', k, k] copy)
+        lam_0 = lr.gather(1, pos)
+        lam_s, used_s = _minor_cycles(gss, hr.gather(1, pos), lam_0.clone(), un.gather(1, pos),
+                                      reg, beta, max_steps=K + 2)
+        lam_s = torch.where(used_s, lam_s, 0)
+        lam_new = torch.zeros_like(lr).scatter_(1, pos, lam_s)
+        used_new = torch.zeros_like(ur).scatter_(1, pos, used_s)
+        g_cols = gram[at, cols[None, :, None], pos[:, None, :]]  # [b', k, K] columns of the support slots
+        h[rows] = hr - (g_cols @ (lam_s - lam_0).unsqueeze(2)).squeeze(2)  # pricing from the support: O(k K)
+        lam[rows], used[rows] = lam_new, used_new
+        spent[rows] += 1
+        stalled[rows] = ok.any(1) & ~(new & used_new & (lam_new > 0)).any(1)
+    return h, lam, used, spent
+
+
+def _extend(X, cand, valid, lam, used, h, gram, add_i, add_ok, add_h, width: int):
+    """Add rows add_i [b, m] (where add_ok) to the candidates and keep the best `width` slots.
+
+    Kept: the support, then the valid candidates by violation h - <g, p>, then the new rows (they
+    violate). The Gram blocks of the new rows come from gathered rows, O(m k D) per query.
+    """
+    b, k = cand.shape
+    m = add_i.shape[1]
+    dev, dt = h.device, h.dtype
+    cand2 = torch.cat([cand, torch.where(add_ok, add_i, -1)], 1)  # [b, k + m]
+    valid2 = torch.cat([valid, add_ok], 1)
+    lam2 = torch.cat([lam, torch.zeros(b, m, dtype=dt, device=dev)], 1)
+    used2 = torch.cat([used, torch.zeros(b, m, dtype=torch.bool, device=dev)], 1)
+    h2 = torch.cat([h, add_h], 1)
+    gp = (lam * h).sum(1, keepdim=True)
+    score = torch.where(valid2, h2 - gp, -math.inf)  # old candidates by violation
+    score[:, k:] = torch.where(add_ok, math.inf, -math.inf)  # new rows are kept (they violate)
+    score = torch.where(used2, math.inf, score)  # the support is kept
+    width = min(width, k + m)
+    keep = score.topk(width, dim=1).indices.sort(1).values  # [b, w] slot order preserved
+    old = keep < k  # [b, w]
+    cand_w = cand2.gather(1, keep)
+    rows_all = X[cand_w.clamp_min(0)]  # [b, w, D]
+    cross = X[add_i.clamp_min(0)] @ rows_all.transpose(1, 2)  # [b, m, w] new rows x kept rows
+    cross = cross.gather(1, (keep - k).clamp_min(0).unsqueeze(2).expand(-1, -1, width))  # [b, w, w] by slot
+    oldk = keep.clamp_max(k - 1)
+    g_old = gram.gather(1, oldk.unsqueeze(2).expand(-1, -1, k)).gather(2, oldk.unsqueeze(1).expand(-1, width, -1))
+    both_old = old.unsqueeze(2) & old.unsqueeze(1)
+    gram_w = torch.where(both_old, g_old, torch.where(old.unsqueeze(2), cross.transpose(1, 2), cross))
+    v = valid2.gather(1, keep)
+    gram_w = gram_w * (v.unsqueeze(2) & v.unsqueeze(1))
+    return cand_w, v, lam2.gather(1, keep), used2.gather(1, keep), h2.gather(1, keep), gram_w
+
+
+def _candidate_gram(X, cand, valid, sub: int):
+    """[b, k, k] Gram blocks of the candidate rows, in sub-batches of queries (0 on invalid slots)."""
+    b, k = cand.shape
+    out = torch.empty(b, k, k, dtype=X.dtype, device=X.device)
+    for s in range(0, b, sub):
+        rows = X[cand[s : s + sub].clamp_min(0)]  # [s', k, D]
+        out[s : s + sub] = rows @ rows.transpose(1, 2)
+    v = valid.unsqueeze(2) & valid.unsqueeze(1)
+    return out * v
 
 
 # ----------------------------------------------------------------------------- public API
@@ -247,13 +416,15 @@ def hull_distance(
     """Certified distance of every query row to the convex hull of the train rows.
 
     train [N, D], queries [Q, D] (numpy or torch). tol: relative gap (distance - lower <= tol * distance)
-    at which a query is certified. max_iter: pricing rounds per query before giving up (the query is
-    then flagged certified=False). add_per_iter: most violating points added per round. abs_tol:
-    atol = abs_tol * R (R: data radius) is the absolute gap that also certifies, and the distance
-    below which a query counts as inside (default 1e-7 for float64, 1e-3 for float32). support_k:
-    keep only the k heaviest support points in the result (None: all). memory_mb / chunk_size: queries
-    are solved in chunks sized to stay near this working memory (default: 1 GiB on CPU, 40% of the free
-    memory on CUDA). progress: log lines to stderr every few seconds. Results are on the CPU.
+    at which a query is certified. max_iter: pricing rounds per query (restricted and full passes) before
+    giving up (the query is then flagged certified=False). add_per_iter: most violating points added per
+    restricted round. abs_tol: atol = abs_tol * R (R: data radius) is the absolute gap that also
+    certifies, and the distance below which a query counts as inside (default 1e-7 for float64, 1e-3 for
+    float32). support_k: keep only the k heaviest support points in the result (None: all).
+    memory_mb / chunk_size: working memory beyond the inputs (default: 1 GiB on CPU, 40% of the free
+    memory on CUDA); queries are solved in chunks sized to it (or of chunk_size). progress: log lines to
+    stderr every few seconds. Results are on the CPU; result.stats has the engine's accounted peak
+    working memory (peak_bytes), the budget, the full passes and the chunk size.
     """
     dev = pick_device(str(device))
     dtype = pick_dtype(dtype)
@@ -272,7 +443,8 @@ def hull_distance(
     centre = X.mean(0, keepdim=True)  # [1, D]
     X = X - centre
     Xq = Xq - centre
-    radius = float(X.norm(dim=1).max())  # R, the data scale
+    sq = (X * X).sum(1)  # [N]
+    radius = float(sq.max().sqrt())  # R, the data scale
     unit = torch.finfo(dtype).eps / 2
     if abs_tol is None:
         abs_tol = 1e-7 if dtype == torch.float64 else 1e-3
@@ -282,11 +454,10 @@ def hull_distance(
     reg_rel = math.sqrt(unit) * 1e-3  # proximal term, relative to R^2
 
     itemsize = torch.finfo(dtype).bits // 8
-    budget = _memory_budget(memory_mb, dev)
-    gram = X @ X.T if N * N * itemsize <= budget / 4 else None  # [N, N] when it fits
-    if chunk_size is None:
-        per_query = itemsize * (4 * N + 4 * D + (0 if gram is not None else 32 * D) + 2 * 64 * 64)
-        chunk_size = max(1, int(budget // per_query))
+    mem = _Memory(_memory_budget(memory_mb, dev))
+    k_est = min(N, SCREEN_K + 4 * PASS_ADD)  # candidates a query typically holds
+    if chunk_size is None:  # persistent state (Gram blocks, candidate vectors, query vectors) per query
+        chunk_size = mem.fit(itemsize * (k_est * k_est + 8 * k_est + 8 * D), share=0.5)
     chunk_size = min(chunk_size, Q)
 
     out_d = torch.empty(Q, dtype=dtype)
@@ -296,15 +467,24 @@ def hull_distance(
     out_w: list[torch.Tensor] = []
     log = Progress(label="hull_distance", enabled=progress)
     starts = list(range(0, Q, chunk_size))
+    passes, hopeless = 0, 0
     for c, s0 in enumerate(starts):
         s1 = min(s0 + chunk_size, Q)
-        d, lo, it, idx, w = _solve_chunk(
-            X, gram, Xq[s0:s1], tol, atol, radius, unit, reg_rel, max_iter, add_per_iter,
+        d, lo, it, idx, w, n_pass, n_hopeless = _solve_chunk(
+            X, sq, Xq[s0:s1], tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem,
             lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}"),
         )
         out_d[s0:s1], out_lo[s0:s1], out_it[s0:s1] = d.cpu(), lo.cpu(), it.cpu()
         out_idx.append(idx.cpu())
         out_w.append(w.cpu())
+        passes, hopeless = passes + n_pass, hopeless + n_hopeless
+    if hopeless:
+        warnings.warn(
+            f"hull_distance: {hopeless} of {Q} queries cannot be certified to tol={tol:g} / atol={atol:.3g} in "
+            f"{str(dtype).replace('torch.', '')}: the float rounding allowance 2 (D + 2) u (||x - c|| + R) "
+            f"already exceeds the allowed gap (one training point, identical points or queries far from the "
+            f"data); they stopped after one pass with a valid lower bound (certified=False unless inside). "
+            f"Use float64, or a larger tol / abs_tol.", RuntimeWarning, stacklevel=3)
 
     width = max(t.shape[1] for t in out_idx)
     if support_k is not None:
@@ -321,106 +501,137 @@ def hull_distance(
         sizes[s0 : s0 + idx.shape[0]] = (w > 0).sum(1)
     inside = out_d <= atol
     certified = out_d - out_lo <= torch.clamp(tol * out_d, min=atol)
-    return HullResult(out_d, out_lo, certified, inside, out_it, sup_idx, sup_w, sizes, tol, atol)
+    stats = {"peak_bytes": mem.peak, "budget_bytes": mem.budget, "passes": passes, "chunk_size": chunk_size,
+             "hopeless": hopeless}
+    return HullResult(out_d, out_lo, certified, inside, out_it, sup_idx, sup_w, sizes, tol, atol, stats)
 
 
-def _solve_chunk(X, gram, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, log):
-    """All queries of one chunk. X [N, D] centred train, gram [N, N] or None, x [B, D] centred queries.
+def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem, log):
+    """All queries of one chunk. X [N, D] centred train, sq [N] its squared norms, x [B, D] centred queries.
 
-    Returns distance [B], lower [B], iterations [B], support idx [B, K], weights [B, K].
+    Returns distance [B], lower [B], iterations [B], support idx [B, K], weights [B, K], passes, hopeless.
     """
     N, D = X.shape
     B = x.shape[0]
     dev, dt = x.device, x.dtype
+    item = torch.finfo(dt).bits // 8
     # rounding allowance for the lower bound (dot products of length D, centring)
     slack = 2 * (D + 2) * unit * (x.norm(dim=1) + radius)  # [B]
     scale2 = radius**2 if radius > 0 else 1.0  # Gram scale (R = 0: all training points coincide)
+    noise = 64 * unit * scale2  # Gram-space rounding: violations below it are not resolved there
 
-    # start from each query's nearest training point
-    nn = _nearest_rows(X, x)  # [B]
-    K0 = K = min(N, max(16, 2 * add_per_iter))  # support slots (grow and shrink with the need)
-    idx = torch.zeros(B, K, dtype=torch.int64, device=dev)
-    idx[:, 0] = nn
-    lam = torch.zeros(B, K, dtype=dt, device=dev)
+    def block_rows(b):  # training rows per streamed block: [b, nb] products and the top-m merge
+        return max(PASS_ADD, min(N, mem.fit(item * 4 * max(b, 1), share=0.25)))
+
+    # 1. screening: nearest rows are the first candidates; the nearest is the starting point
+    k = min(N, SCREEN_K)
+    cand, d_nn = _screen(X, sq, x, k, block_rows(B), mem)  # [B, k], [B]
+    valid = torch.ones(B, k, dtype=torch.bool, device=dev)
+    lam = torch.zeros(B, k, dtype=dt, device=dev)
     lam[:, 0] = 1
-    used = torch.zeros(B, K, dtype=torch.bool, device=dev)
+    used = torch.zeros(B, k, dtype=torch.bool, device=dev)
     used[:, 0] = True
-    stalled = torch.zeros(B, dtype=torch.bool, device=dev)  # [b] last round gained nothing: add 1 point
+
+    def sub_rows(b, width):  # rows per sub-batch: gathered rows [s, w, D], Gram / Newton blocks [s, w, w]
+        return mem.fit(item * (3 * width * D + 6 * (width + 1) ** 2), share=0.25)
+
+    gram = _candidate_gram(X, cand, valid, sub_rows(B, k))  # [B, k, k]
+    g0 = x - X[cand[:, 0]]  # [B, D]
+    h = torch.zeros(B, k, dtype=dt, device=dev)
+    for s in range(0, B, sub_rows(B, k)):
+        e = s + sub_rows(B, k)
+        h[s:e] = (X[cand[s:e]] @ g0[s:e].unsqueeze(2)).squeeze(2)  # <g, y_j>, primal
+    # queries whose rounding allowance exceeds the allowed gap even at the nearest-neighbour distance
+    # (an upper bound on the distance) can only be certified as inside: one pass for their lower bound
+    hopeless = (slack > torch.clamp(tol * d_nn, min=atol)) & (d_nn > atol)  # [B]
+    it = torch.zeros(B, dtype=torch.int64, device=dev)
 
     res_d = torch.zeros(B, dtype=dt, device=dev)
     res_lo = torch.zeros(B, dtype=dt, device=dev)
-    res_it = torch.full((B,), max_iter, dtype=torch.int64, device=dev)
-    res_idx: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (rows, idx, lam) as finished
-    rows = torch.arange(B, device=dev)  # the chunk rows still being solved
-    for it in range(1, max_iter + 1):
-        gg, viol = _price(X, idx, lam, x[rows])  # [b], [b, N]
+    res_it = torch.zeros(B, dtype=torch.int64, device=dev)
+    res_idx: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    rows = torch.arange(B, device=dev)  # chunk rows still being solved
+    gg = (g0 * g0).sum(1)
+    refine = torch.zeros(B, dtype=torch.bool, device=dev)  # certified to atol only: refine, pass again
+    retries = torch.zeros(B, dtype=torch.int64, device=dev)
+    n_pass = 0
+    while True:
+        # 2. restricted solve on the candidates (the last allowed round is kept for the pass)
+        budget_r = torch.where(hopeless[rows], 0, (max_iter - 1 - it).clamp(0, RESTRICTED_ROUNDS))
+        target = 0.25 * tol * gg  # aim at the relative certificate (atol is the fallback)
+        eps = torch.clamp(target, min=noise)
+        sub = sub_rows(rows.numel(), cand.shape[1])
+        spent = torch.empty_like(it)
+        for s in range(0, rows.numel(), sub):
+            sl = slice(s, s + sub)
+            mem.note(gram, h, lam, cand, x, gram[sl], gram[sl], gram[sl])
+            h[sl], lam[sl], used[sl], spent[sl] = _restricted(
+                gram[sl], h[sl], lam[sl], used[sl], valid[sl], eps[sl], budget_r[sl], refine[sl],
+                reg_rel * scale2, scale2, add_per_iter)
+        it += spent
+        # 3. certification pass from the primal point
+        g, gg, gp = _primal(X, x[rows], cand, lam, used, sub_rows(rows.numel(), int(used.sum(1).max())))
+        vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
+        it += 1
+        n_pass += 1
         dist = gg.sqrt()
-        gap = viol.max(1).values.clamp_min(0)  # [b] = distance * (distance - lower bound)
-        lower = torch.where(dist > 0, ((gg - gap) / dist.clamp_min(torch.finfo(dt).tiny) - slack[rows]), 0)
+        lower = torch.where(dist > 0, (gg - vmax.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny) - slack[rows], 0)
         lower = lower.clamp_min(0)
-        done = (dist - lower <= torch.clamp(tol * dist, min=atol)) | (it == max_iter)  # [b]
-        # a row adds up to max(add_per_iter, |S| * grow) points: few rounds also for large supports
-        size = used.sum(1)  # [b]
-        per_row = torch.clamp((size * ADD_GROWTH).long(), min=add_per_iter)
-        per_row = torch.where(stalled, 1, per_row)  # a stalled row takes only its best point (Wolfe's step)
-        # one host sync for the round's bookkeeping: how many rows finished, and the most points a
-        # remaining row adds (the width of the candidate search)
-        n_done, m = torch.stack([done.sum(), torch.where(done, 0, per_row).max()]).tolist()
-        n_going = done.shape[0] - n_done
+        gap = dist - lower
+        # certified to atol but not to tol, where tol looks reachable (tol d^2 above the Gram rounding):
+        # up to two refinement passes more (a Newton step from the primal gradient), as the old engine's
+        # every round was; the certificate rule itself is unchanged
+        refine = (gap > tol * dist) & (gap <= atol) & (tol * gg >= 0.5 * unit * scale2) & (retries < 2)
+        retries += refine.long()
+        import sys; print("pass", n_pass, "spent", spent.double().mean().item(), "relgap>tol", int((gap > tol*dist).sum()), "atol-only", int(((gap>tol*dist)&(gap<=atol)).sum()), "refine", int(refine.sum()), "posviol", (top_v>0).sum(1).double().mean().item(), "k", cand.shape[1], "used", used.sum(1).double().mean().item(), file=sys.stderr)
+        done = ((gap <= torch.clamp(tol * dist, min=atol)) & ~refine) | (it >= max_iter) | hopeless[rows]
+        n_done = int(done.sum())  # host sync: one a pass
+        n_going = rows.numel() - n_done
         if n_done:
-            # going rows first, then the finished ones, each in row order (as boolean masks would give)
-            split = torch.argsort(done.to(torch.int8), stable=True)  # [b]
-            fin_at, keep = split[n_going:], split[:n_going]
+            fin_at = done.nonzero().squeeze(1)
             fin = rows[fin_at]
-            res_d[fin], res_lo[fin] = dist[fin_at], lower[fin_at]
-            res_it[fin] = it
-            res_idx.append((fin, idx[fin_at], torch.where(used[fin_at], lam[fin_at], 0)))
-            if not n_going:
-                break
-            rows, idx, lam, used = rows[keep], idx[keep], lam[keep], used[keep]
-            viol, gg, stalled, per_row = viol[keep], gg[keep], stalled[keep], per_row[keep]
-        log(lambda: f"round {it}: {rows.numel()}/{B} queries not yet certified")
+            res_d[fin], res_lo[fin], res_it[fin] = dist[fin_at], lower[fin_at], it[fin_at]
+            res_idx.append((fin, cand[fin_at].clamp_min(0), torch.where(used[fin_at], lam[fin_at], 0)))
+        log(lambda: f"round {n_pass}: {n_going}/{B} queries not yet certified")
+        if not n_going:
+            break
+        keep = (~done).nonzero().squeeze(1)
+        rows, cand, valid, lam, used, h, gram, it = (rows[keep], cand[keep], valid[keep], lam[keep], used[keep],
+                                                     h[keep], gram[keep], it[keep])
+        refine, retries = refine[keep], retries[keep]
+        gg, gp, top_v, top_i = gg[keep], gp[keep], top_v[keep], top_i[keep]
+        # the pass's violators join the candidates; non-support candidates beyond the budget leave
+        add_ok = top_v > 0
+        b = rows.numel()
+        width = int((valid.sum(1) + add_ok.sum(1)).max())  # host sync
+        fits = int(math.isqrt(max(1, int(0.25 * mem.budget // (item * 2 * b)))))  # [b, w, w] twice
+        width = min(width, max(fits, int(used.sum(1).max()) + PASS_ADD))
+        sub = sub_rows(b, width)
+        parts = [_extend(X, cand[s : s + sub], valid[s : s + sub], lam[s : s + sub], used[s : s + sub],
+                         h[s : s + sub], gram[s : s + sub], top_i[s : s + sub], add_ok[s : s + sub],
+                         top_v[s : s + sub] + gp[s : s + sub, None], width)
+                 for s in range(0, b, sub)]
+        cand, valid, lam, used, h, gram = (torch.cat([p[i] for p in parts]) for i in range(6))
+        mem.note(gram, h, lam, cand, x, gram[:sub], gram[:sub])
 
-        # candidates: the most violating points outside the support
-        in_support = torch.zeros_like(viol).scatter_add_(1, idx, used.to(dt)) > 0  # [b, N]
-        outside = viol.masked_fill(in_support, -math.inf)
-        m = min(m, N)
-        top_v, top_i = outside.topk(m, dim=1)  # [b, m]
-        ok = (top_v > 0) & (torch.arange(m, device=dev) < per_row.unsqueeze(1))
-        idx, lam, used, new = _add_points(idx, lam, used, top_i, ok)
-        K = idx.shape[1]
-
-        gss = _support_gram(X, gram, idx)  # [b, K, K]
-        rhs = viol.gather(1, idx)  # [b, K] <g, train_j - p>: the primal gradient on the support
-        lam, used = _minor_cycles(gss, rhs, lam, used, reg_rel * scale2, scale2, max_steps=K + 2)
-        # pack the support into the first slots and trim the padding to what the next round needs
-        order = torch.argsort((~used).to(torch.int8), dim=1, stable=True)  # used slots first
-        idx, lam, used, new = idx.gather(1, order), lam.gather(1, order), used.gather(1, order), new.gather(1, order)
-        K = min(N, max(int(used.sum(1).max()) + add_per_iter, K0))  # next round may grow it (host sync)
-        idx, lam, used, new = idx[:, :K], lam[:, :K], used[:, :K], new[:, :K]
-        stalled = ok.any(1) & ~(new & used & (lam > 0)).any(1)
-
-    # assemble the support tensors in chunk row order
     width = max(t[1].shape[1] for t in res_idx)
     out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)
     out_w = torch.zeros(B, width, dtype=dt, device=dev)
     for fin, i, w in res_idx:
         out_idx[fin, : i.shape[1]] = i
         out_w[fin, : w.shape[1]] = w
-    return res_d, res_lo, res_it, out_idx, out_w
+    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum())
 
 
-def _nearest_rows(X, x, candidates: int = 4):
-    """Index of the nearest row of X [N, D] for each row of x [B, D] -> [B].
+def _nearest_rows(X, x, candidates: int = 4, mem: _Memory | None = None):
+    """Index of the nearest row of X [N, D] for each row of x [B, D] -> [B], streamed over row blocks.
 
     The Gram expansion picks a few candidates; their distances are recomputed directly (no cancellation).
     """
-    sq = (X * X).sum(1)  # [N]
-    approx = sq.unsqueeze(0) - 2 * (x @ X.T)  # [B, N] = ||x - X_i||^2 - ||x||^2
-    k = min(candidates, X.shape[0])
-    cand = approx.topk(k, dim=1, largest=False).indices  # [B, k]
-    exact = ((x.unsqueeze(1) - X[cand]) ** 2).sum(2)  # [B, k]
-    return cand.gather(1, exact.argmin(1, keepdim=True)).squeeze(1)
+    mem = mem or _Memory(2.0**30)
+    block = max(candidates, mem.fit(x.element_size() * 4 * x.shape[0], share=0.5))
+    cand, _ = _screen(X, (X * X).sum(1), x, min(candidates, X.shape[0]), block, mem)
+    return cand[:, 0]
 
 
 @exact_matmul()
@@ -438,10 +649,11 @@ def nearest_neighbor_distance(train, queries, device="auto", dtype: torch.dtype 
     centre = X.mean(0, keepdim=True)  # the search runs centred; the distances come from the raw rows
     Xc, Xqc = X - centre, Xq - centre
     itemsize = torch.finfo(dtype).bits // 8
-    chunk = max(1, int(_memory_budget(memory_mb, dev) // (itemsize * (2 * X.shape[0] + 8 * X.shape[1]))))
+    mem = _Memory(_memory_budget(memory_mb, dev))
+    chunk = mem.fit(itemsize * (8 * X.shape[1] + 64), share=0.5)
     dist, index = [], []
     for s in range(0, Xq.shape[0], chunk):
-        i = _nearest_rows(Xc, Xqc[s : s + chunk])  # [b]
+        i = _nearest_rows(Xc, Xqc[s : s + chunk], mem=mem)  # [b]
         dist.append((Xq[s : s + chunk] - X[i]).norm(dim=1).cpu())
         index.append(i.cpu())
     return torch.cat(dist), torch.cat(index)

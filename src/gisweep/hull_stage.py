@@ -1,8 +1,10 @@
 """The hull-distance stage: certified distances of test and random points to the training hull, per space.
 
-Output `results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spaces), one row per query:
+Input: the hull study's data table `results/{dataset}/d{dim}/hull/data.parquet` (gisweep.data.
+prepare_hull_data; any table with data.parquet's columns works). Output
+`results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spaces), one row per query:
 
-  query           position among the queries of its kind (test: among the test rows of data.parquet,
+  query           position among the queries of its kind (test: among the test rows of the data table,
                   in their order; random: 0..n_random-1)
   kind            'test' or 'random' (uniform in the pixel domain [0, 1]^F, then mapped into the space)
   source_index    the test sample's index in its source dataset (-1 for random points)
@@ -11,6 +13,9 @@ Output `results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spa
   lower           proven lower bound (the true distance lies in [lower, distance])
   certified       distance - lower <= max(tol * distance, atol); False = NOT certified (iteration cap)
   inside          distance <= atol (in the hull up to atol, atol = abs_tol * data radius)
+  outside         lower > atol: certified to lie outside the hull. A query neither inside nor outside
+                  is undecided (its interval [lower, distance] straddles atol: the iteration cap), and
+                  is never counted as outside
   rel_distance    distance / hull diameter
   nn_distance     distance to the nearest training point; nn_index its training row
   iterations      pricing rounds of the solver
@@ -20,7 +25,9 @@ Output `results/{dataset}/d{dim}/hull/{space}.parquet` (space names: gisweep.spa
 
 The per-space summary is stored in the file's metadata (gisweep.io.read_provenance(path)['summary'],
 read with gisweep.hull_summary.read_summary): space, features, train_points, diameter (exact largest
-pairwise training distance) and its pair, tol, atol, and per kind ('test', 'random'): n, fraction_outside,
+pairwise training distance) and its pair, tol, atol, model_train_acc / model_test_acc (resnet spaces:
+the ResNet's accuracy on the hull's training and test rows; None elsewhere), and per kind ('test',
+'random'): n, fraction_outside, fraction_inside, fraction_undecided (the three add up to 1),
 fraction_certified, not_certified, distance mean/std/min/max, skewness, excess kurtosis, normaltest_p
 (scipy.stats.normaltest, D'Agostino-Pearson; None below 8 points), rel_distance mean/max,
 nn_distance mean, and the mean ratio distance / nn_distance. `hull-summary` (gisweep.hull_summary)
@@ -47,17 +54,19 @@ from gisweep.io import provenance, read_parquet, write_parquet
 from gisweep.runtime import pick_device, pick_dtype
 from gisweep import spaces
 
-COLUMNS = ["query", "kind", "source_index", "label", "distance", "lower", "certified", "inside", "rel_distance",
+COLUMNS = ["query", "kind", "source_index", "label", "distance", "lower", "certified", "inside", "outside",
+           "rel_distance",
            "nn_distance", "nn_index", "iterations", "support_size", "support_index", "support_weight"]
 NEAREST_COLUMNS = ["query", "source_index", "label", "distance", "support_size", "image", "nearest",
                    "support_index", "support_weight", "support_image"]
 
 
 def load_space_model(space: str, model_path, features: int):
-    """The network a hidden or resnet space needs (None for the others), checked against the data."""
+    """(network, its meta record) a hidden or resnet space needs ((None, {}) for the others), checked
+    against the data."""
     spec = spaces.parse_space(space)
     if spec["kind"] in ("pixels", "wavelet"):
-        return None
+        return None, {}
     if not model_path:
         raise GisweepError(f"space '{space}' needs --model (the trained network's file)")
     if spec["kind"] == "hidden":
@@ -68,16 +77,24 @@ def load_space_model(space: str, model_path, features: int):
             raise GisweepError(f"{model_path}: architecture {record['arch']}, but space '{space}' names {spec['arch']}")
         if record["in_features"] != features:
             raise GisweepError(f"{model_path}: network takes {record['in_features']} inputs, the data has {features}")
-        return load_model(model_path)
+        return load_model(model_path), {}
     from gisweep.resnet import load_resnet
 
-    model = load_resnet(model_path)
-    if model.side**2 != features:
-        raise GisweepError(f"{model_path}: CNN takes {model.side}x{model.side} images, the data has {features} features")
-    return model
+    model, meta = load_resnet(model_path, with_meta=True)
+    if model.side**2 * model.channels != features:
+        raise GisweepError(f"{model_path}: the ResNet takes {model.side}x{model.side}x{model.channels} images, the "
+                           f"data has {features} features")
+    return model, meta
 
 
-def _moments(d: np.ndarray) -> dict:
+def test_sample(n_test: int, max_test: int, seed: int) -> np.ndarray:
+    """Positions of the test rows used as queries: all, or a seeded sample of max_test (in file order)."""
+    if max_test and max_test < n_test:
+        return np.sort(np.random.default_rng([seed, 0x7E57]).choice(n_test, max_test, replace=False))
+    return np.arange(n_test)
+
+
+def moments(d: np.ndarray) -> dict:
     from scipy import stats
 
     out = {"mean": float(d.mean()), "std": float(d.std(ddof=1)) if len(d) > 1 else 0.0,
@@ -97,10 +114,12 @@ def summarize(df: pd.DataFrame, diameter: float) -> dict:
         nn_ratio = d / np.where(g["nn_distance"].to_numpy() > 0, g["nn_distance"].to_numpy(), np.nan)
         out[kind] = {
             "n": int(len(g)),
-            "fraction_outside": float(1 - g["inside"].mean()),
+            "fraction_outside": float(g["outside"].mean()),
+            "fraction_inside": float(g["inside"].mean()),
+            "fraction_undecided": float((~g["inside"] & ~g["outside"]).mean()),
             "fraction_certified": float(g["certified"].mean()),
             "not_certified": int((~g["certified"]).sum()),
-            **_moments(d),
+            **moments(d),
             "rel_mean": float(d.mean() / diameter) if diameter > 0 else None,
             "rel_max": float(d.max() / diameter) if diameter > 0 else None,
             "nn_mean": float(g["nn_distance"].mean()),
@@ -127,19 +146,27 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
                            f"(got tol={tol}, max_iter={max_iter}, support_k={support_k}, max_test={max_test})")
     spaces.parse_space(space)  # a bad name fails before any work
     x_tr, _, x_te, y_te = load_table(data_path)
+    if not (np.isfinite(x_tr).all() and np.isfinite(x_te).all()):
+        raise GisweepError(f"{data_path}: column 'x' holds NaN or infinite values")
+    try:  # a space the rows' shape cannot support fails before any work
+        spaces.check_space(space, x_tr.shape[1], subset_levels=subset_levels, wavelet_mode=wavelet_mode,
+                           wavelet_level_=wavelet_level)
+    except GisweepError as e:
+        raise GisweepError(f"{data_path}: {e}") from None
     source = read_parquet(data_path, columns=["index", "split"], required=["index", "split"])
     src_te = source.loc[source["split"] != "train", "index"].to_numpy()
-    keep = np.arange(len(x_te))
-    if max_test and max_test < len(x_te):
-        keep = np.sort(np.random.default_rng([random_seed, 0x7E57]).choice(len(x_te), max_test, replace=False))
+    keep = test_sample(len(x_te), max_test, random_seed)
     x_te, y_te, src_te = x_te[keep], y_te[keep], src_te[keep]
     n_features = x_tr.shape[1]
     x_rand = spaces.random_points(n_random, n_features, random_seed)  # [n_random, F]
 
-    model = load_space_model(space, model_path, n_features)
+    model, model_meta = load_space_model(space, model_path, n_features)
     opts = dict(model=model, wavelet_mode=wavelet_mode, wavelet_level_=wavelet_level, subset_levels=subset_levels)
-    train = spaces.features(space, x_tr, **opts)  # [n, D]
-    queries = spaces.features(space, np.concatenate([x_te, x_rand]), **opts)  # [m + n_random, D]
+    try:
+        train = spaces.features(space, x_tr, **opts)  # [n, D]
+        queries = spaces.features(space, np.concatenate([x_te, x_rand]), **opts)  # [m + n_random, D]
+    except GisweepError as e:
+        raise GisweepError(f"{data_path}{f' with {model_path}' if model_path else ''}: {e}") from None
     print(f"{space}: {train.shape[0]} training points, {len(x_te)} test + {n_random} random queries, "
           f"D = {train.shape[1]}", file=sys.stderr, flush=True)
 
@@ -161,6 +188,7 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
         "lower": frame["lower"].to_numpy(np.float64),
         "certified": frame["certified"].to_numpy(bool),
         "inside": frame["inside"].to_numpy(bool),
+        "outside": (frame["lower"].to_numpy(np.float64) > float(res.atol)) & ~frame["inside"].to_numpy(bool),
         "rel_distance": frame["distance"].to_numpy(np.float64) / diameter if diameter > 0 else np.nan,
         "nn_distance": nn_d.numpy().astype(np.float64),
         "nn_index": nn_i.numpy().astype(np.int64),
@@ -171,6 +199,7 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
     })
     summary = {"space": space, "features": int(train.shape[1]), "train_points": int(train.shape[0]),
                "diameter": float(diameter), "diameter_pair": [di, dj], "tol": tol, "atol": float(res.atol),
+               "model_train_acc": model_meta.get("train_acc"), "model_test_acc": model_meta.get("test_acc"),
                **summarize(df, diameter)}
     bad = int((~df["certified"]).sum())
     if bad:
@@ -186,7 +215,8 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
     for kind in ("test", "random"):
         s = summary.get(kind)
         if s:
-            print(f"{out} [{kind}]: n {s['n']}, outside {s['fraction_outside']:.3f}, certified "
+            print(f"{out} [{kind}]: n {s['n']}, outside {s['fraction_outside']:.3f}, inside {s['fraction_inside']:.3f},"
+                  f" undecided {s['fraction_undecided']:.3f}, certified "
                   f"{s['fraction_certified']:.3f}, distance mean {s['mean']:.4g} (diameter {diameter:.4g}, "
                   f"rel {s['rel_mean']}), normaltest p {s['normaltest_p']}")
     print(f"{out}: {time.monotonic() - t0:.1f} s")
@@ -225,7 +255,7 @@ def nearest_examples(data_path, hull_path, out, *, n_examples: int = 4, n_suppor
         raise GisweepError(f"{hull_path}: no test rows")
     if int(test["query"].max()) >= len(x_te):
         raise GisweepError(f"{hull_path}: query positions exceed the {len(x_te)} test rows of {data_path}")
-    spaces.image_side(x_tr.shape[1])  # square images, or a clear error
+    spaces.image_shape(x_tr.shape[1])  # square grey or RGB images, or a clear error
     pick = pick_examples(test["distance"].to_numpy(), n_examples)
     q = test["query"].to_numpy()[pick]
     res = hull_distance(x_tr.astype(np.float64), x_te[q].astype(np.float64), tol=tol, device="cpu", progress=False)
@@ -257,9 +287,10 @@ def nearest_examples(data_path, hull_path, out, *, n_examples: int = 4, n_suppor
 
 def register_cli(sub) -> None:
     p = sub.add_parser("hull-distance", help="certified distances to the training hull in one feature space")
-    p.add_argument("--data", required=True, help="data.parquet of one dataset and dimension")
-    p.add_argument("--space", required=True, help="pixels | wavelet_<w>[_subset] | hidden_<arch>_<labels>_s<seed>_l<k> | resnet_s<seed>")
-    p.add_argument("--model", default=None, help="model.pt (hidden spaces) or the CNN file (resnet spaces)")
+    p.add_argument("--data", required=True, help="the hull data table of one dataset and dimension")
+    p.add_argument("--space", required=True, help="pixels | wavelet_<w>[_subset] | hidden_<arch>_<labels>_s<seed>_l<k>"
+                   " | resnet_prepool_s<seed> | resnet_pool_s<seed>")
+    p.add_argument("--model", default=None, help="model.pt (hidden spaces) or the ResNet file (resnet spaces)")
     p.add_argument("--out", required=True)
     p.add_argument("--tol", type=float, default=1e-6)
     p.add_argument("--max-iter", type=int, default=500)

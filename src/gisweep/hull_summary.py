@@ -2,7 +2,9 @@
 
 Each hull table (gisweep.hull_stage) keeps its space's summary in its metadata; `read_summary` reads it
 (also for the figures, without the engine), and the `hull-summary` command collects them, one row per
-(file, kind of query), into results/{dataset}/d{dim}/hull/summary.parquet.
+(file, kind of query), into results/{dataset}/d{dim}/hull/summary.parquet: the counts outside / inside /
+undecided from the certificates, the distance distribution's shape, and for the ResNet spaces the
+network's training and test accuracy (model_train_acc, model_test_acc).
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ def summary_table(paths):
         for kind in ("test", "random"):
             if kind in s:
                 rows.append({"file": str(path), "space": s["space"], "kind": kind, "features": s["features"],
-                             "train_points": s["train_points"], "diameter": s["diameter"], **s[kind]})
+                             "train_points": s["train_points"], "diameter": s["diameter"],
+                             "model_train_acc": s.get("model_train_acc"), "model_test_acc": s.get("model_test_acc"),
+                             **s[kind]})
     return pd.DataFrame(rows)
 
 

@@ -1,12 +1,17 @@
-"""The small ResNet-style CNN whose 64 globally pooled features are a hull space, and those features.
+"""The paper's network: a CIFAR-style ResNet-20, whose pre-pool and pooled features are hull spaces.
 
-The paper (Yousefzadeh 2021, section 2) measures hull distances in the 64-dimensional space just
-after a ResNet's last pooling layer. Here: a 3x3 stride-2 stem conv to `width` channels, three residual blocks
-(width, 2 width with stride 2, 64 with stride 2; each two 3x3 convs with batch norm and an identity or
-1x1 projection shortcut), global average pooling to 64 features, and a linear classifier.
+Yousefzadeh (2021, section 2) measures hull distances in the feature spaces of a CIFAR ResNet: the
+layer before the last pooling (64 channels x 8 x 8 = 4,096 features at 32x32) and the 64 pooled
+features. Here (He et al. 2016, section 4.2): a 3x3 stride-1 stem conv to `width` channels with batch
+norm, three stages of 3 basic blocks each (width, 2 width, 4 width channels = 16 / 32 / 64; the first
+block of stages 2 and 3 has stride 2), global average pooling and a linear classifier: 19 conv layers
+and the classifier, 20 weighted layers. A basic block is two 3x3 conv + batch-norm layers with an
+identity shortcut, or a 1x1 conv + batch-norm projection where the shape changes.
+
+Input rows are flattened images [n, H*W*C], row-major H, W, C (data.parquet's layout), C = 1 or 3.
 Trained by gisweep.resnet_features (command `train-resnet`); its file is a torch record
-{'side', 'width', 'n_classes', 'state_dict', 'meta'} (atomic), read back by `load_resnet`.
-gisweep.spaces maps images to the pooled features with `pooled_features`.
+{'side', 'channels', 'width', 'n_classes', 'state_dict', 'meta'} (atomic), read back by `load_resnet`.
+gisweep.spaces maps images to features with `resnet_features`.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from torch.nn import functional as F
 from gisweep import GisweepError
 from gisweep.io import load_torch, save_torch
 
-POOLED = 64  # features after global average pooling
+BLOCKS_PER_STAGE = 3  # ResNet-20: 6 n + 2 layers with n = 3
 
 
 class Block(nn.Module):
@@ -38,47 +43,74 @@ class Block(nn.Module):
         return F.relu(self.bn2(self.conv2(y)) + self.short(x))
 
 
-class SmallResNet(nn.Module):
-    """[n, side*side] flattened images -> logits [n, n_classes]; `features` gives the pooled [n, 64]."""
+def _stage(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(Block(c_in, c_out, stride), *[Block(c_out, c_out, 1) for _ in range(BLOCKS_PER_STAGE - 1)])
 
-    def __init__(self, side: int, n_classes: int = 10, width: int = 16):
+
+class ResNet20(nn.Module):
+    """[n, side*side*channels] flattened images -> logits [n, n_classes].
+
+    `prepool(x)` gives the last stage's output [n, 4 width, ceil(side/4), ceil(side/4)],
+    `pooled(x)` its global average [n, 4 width].
+    """
+
+    def __init__(self, side: int, channels: int = 1, n_classes: int = 10, width: int = 16):
         super().__init__()
-        self.side = side
-        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.blocks = nn.Sequential(Block(width, width, 1), Block(width, 2 * width, 2), Block(2 * width, POOLED, 2))
-        self.head = nn.Linear(POOLED, n_classes)
+        self.side, self.channels, self.width = side, channels, width
+        self.stem = nn.Sequential(nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+        self.stages = nn.Sequential(_stage(width, width, 1), _stage(width, 2 * width, 2),
+                                    _stage(2 * width, 4 * width, 2))
+        self.head = nn.Linear(4 * width, n_classes)
 
-    def features(self, x):
-        h = self.blocks(self.stem(x.reshape(-1, 1, self.side, self.side)))  # [n, 64, s', s']
-        return h.mean(dim=(2, 3))  # [n, 64]
+    def images(self, x):
+        """Flattened rows [n, H*W*C] (H, W, C order) -> [n, C, H, W]."""
+        return x.reshape(-1, self.side, self.side, self.channels).permute(0, 3, 1, 2)
+
+    def prepool(self, x):
+        return self.stages(self.stem(self.images(x)))  # [n, 4 width, ceil(side/4), ceil(side/4)]
+
+    def pooled(self, x):
+        return self.prepool(x).mean(dim=(2, 3))  # [n, 4 width]
 
     def forward(self, x):
-        return self.head(self.features(x))
+        return self.head(self.pooled(x))
 
 
-def pooled_features(model: SmallResNet, x, batch: int = 1024) -> np.ndarray:
-    """The 64 pooled features of x [n, side*side] -> [n, 64] float64 (eval mode, no gradients)."""
+def prepool_side(side: int) -> int:
+    """Side of the last stage's maps: two stride-2 convs (kernel 3, padding 1) of a side-long image."""
+    return (((side - 1) // 2 + 1) - 1) // 2 + 1
+
+
+def resnet_features(model: ResNet20, x, layer: str, batch: int = 512) -> np.ndarray:
+    """x [n, side*side*C] -> 'prepool' [n, 4w * s' * s'] (flattened C, H, W) or 'pool' [n, 4w], float64
+    (eval mode: batch norm uses its running statistics; no gradients)."""
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    if xt.shape[1] != model.side**2:
-        raise GisweepError(f"rows have {xt.shape[1]} features but the CNN expects {model.side}x{model.side} images")
+    expect = model.side**2 * model.channels
+    if xt.shape[1] != expect:
+        raise GisweepError(f"rows have {xt.shape[1]} features but the ResNet expects {model.side}x{model.side}"
+                           f"x{model.channels} images ({expect})")
+    if layer not in ("prepool", "pool"):
+        raise GisweepError(f"ResNet layer '{layer}': expected 'prepool' or 'pool'")
+    take = model.pooled if layer == "pool" else (lambda b: model.prepool(b).flatten(1))
     model.eval()
     with torch.no_grad():
-        out = [model.features(xt[i : i + batch]) for i in range(0, len(xt), batch)]
+        out = [take(xt[i : i + batch]) for i in range(0, len(xt), batch)]
     return torch.cat(out).double().numpy()
 
 
-def save_resnet(model: SmallResNet, path, *, width: int, n_classes: int, meta: dict) -> None:
-    record = {"side": model.side, "width": width, "n_classes": n_classes,
+def save_resnet(model: ResNet20, path, *, n_classes: int, meta: dict) -> None:
+    record = {"side": model.side, "channels": model.channels, "width": model.width, "n_classes": n_classes,
               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}
     save_torch(record, path)
 
 
-def load_resnet(path) -> SmallResNet:
-    """The CNN saved by train_resnet (CPU, eval mode); a missing or wrong file raises GisweepError naming it."""
-    record = load_torch(path, "CNN model", required=("side", "n_classes", "width", "state_dict"))
+def load_resnet(path, with_meta: bool = False):
+    """The ResNet saved by train_resnet (CPU, eval mode), and its meta record if with_meta; a missing or
+    wrong file raises GisweepError naming it."""
+    record = load_torch(path, "ResNet model", required=("side", "channels", "n_classes", "width", "state_dict"))
     try:
-        model = SmallResNet(int(record["side"]), int(record["n_classes"]), int(record["width"]))
+        model = ResNet20(int(record["side"]), int(record["channels"]), int(record["n_classes"]), int(record["width"]))
         model.load_state_dict(record["state_dict"])
     except Exception as e:
-        raise GisweepError(f"{path}: not a readable gisweep CNN file ({type(e).__name__}: {e})") from None
-    return model.eval()
+        raise GisweepError(f"{path}: not a readable gisweep ResNet file ({type(e).__name__}: {e})") from None
+    return (model.eval(), record.get("meta", {})) if with_meta else model.eval()

@@ -8,7 +8,8 @@ If the epoch cap is hit before 100% training accuracy, a warning is printed and 
 
 Every stage that trains (this one, gisweep.dynamics, gisweep.fractions) sets up and runs training
 through `start_training` and `Training.fit`, so the same settings and seed give the same network,
-bit for bit on a CPU, whichever stage trained it.
+bit for bit on a CPU, whichever stage trained it. gisweep.train_batched trains the seeds of one cell
+as one stacked model, to the same networks and files (bit for bit on a CPU).
 """
 from __future__ import annotations
 
@@ -155,25 +156,41 @@ def start_training(data_path, *, arch: str, seed: int, labels: str | Callable[[n
     x_tr, y_true, x_val, y_val = load_table(data_path)
     y_tr = training_labels(y_true, labels, seed) if isinstance(labels, str) else labels(y_true)
     model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
-    settings = dict(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
-                    max_epochs=max_epochs, init_scale=init_scale, device=str(dev))
+    settings = run_settings(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
+                            max_epochs=max_epochs, init_scale=init_scale, device=dev)
     return Training(model, n_classes, dev, x_tr, y_true, y_tr, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val),
                     as_t(y_val, torch.long), seed, settings)
 
 
-def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: int, **options) -> None:
-    """Train on `labels` ('real' or 'random'); options: those of start_training (lr, device, ...)."""
-    run = start_training(data_path, arch=arch, seed=seed, labels=labels, **options)
-    history, converged = run.fit()
+def run_settings(*, arch, seed, optimizer, lr, momentum, batch_size, max_epochs, init_scale, device) -> dict:
+    """The training options of one run, as its provenance records them."""
+    return dict(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
+                max_epochs=max_epochs, init_scale=init_scale, device=str(device))
+
+
+def save_run(out_model, out_history, model, history: pd.DataFrame, converged: bool, *, data_path, labels: str,
+             settings: dict, in_features: int, n_classes: int) -> None:
+    """Write a trained model's model.pt and history.parquet with the train stage's provenance, and say so."""
     last = history.iloc[-1]
     meta = provenance(stage="train", data=str(data_path), converged=converged, epochs=int(last.epoch), labels=labels,
-                      **run.settings)
-    run.save(out_model, meta)
+                      **settings)
+    save_model(model.cpu(), out_model, arch=settings["arch"], in_features=in_features, n_classes=n_classes, meta=meta)
     write_parquet(history, out_history, meta)
     print(f"{out_model}: {int(last.epoch)} epochs, train acc {last.train_acc:.4f}, val acc {last.val_acc:.4f}")
     if not converged:
-        print(f"WARNING: {out_model}: epoch cap {run.settings['max_epochs']} reached at training accuracy "
+        print(f"WARNING: {out_model}: epoch cap {settings['max_epochs']} reached at training accuracy "
               f"{last.train_acc:.4f} < 100%; the model is saved with converged=False", file=sys.stderr)
+
+
+def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: int, **options) -> None:
+    """Train on `labels` ('real' or 'random'); options: those of start_training (lr, device, ...).
+
+    gisweep.train_batched trains several seeds of one cell at once, to the same files.
+    """
+    run = start_training(data_path, arch=arch, seed=seed, labels=labels, **options)
+    history, converged = run.fit()
+    save_run(out_model, out_history, run.model, history, converged, data_path=data_path, labels=labels,
+             settings=run.settings, in_features=run.x_tr.shape[1], n_classes=run.n_classes)
 
 
 def add_training_args(p) -> None:

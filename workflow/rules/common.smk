@@ -190,6 +190,34 @@ def figure_seeds():
     return list(config["models"]["seeds"]) if seed == "all" else [seed]
 
 
+def check_seeds():
+    """models.seeds are distinct non-negative integers (the schema checks the type, but YAML's 1.0 passes it as
+    an integer and would name a folder s1.0), and figures.seed is 'all' or one of them: else the run stops
+    at start, naming the key."""
+    seeds, shown = config["models"]["seeds"], config["figures"]["seed"]
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool) or s < 0]
+    if bad:
+        raise ValueError(f"config models.seeds: {bad} are not non-negative integers (seeds: {seeds})")
+    if shown != "all" and shown not in seeds:
+        raise ValueError(f"config figures.seed: {shown} is not one of models.seeds {seeds}; name one of them, "
+                         "or 'all' to draw every seed and their pooled density")
+
+
+check_seeds()
+
+
+def seeds_note():
+    """The seeds in a GI figure's title."""
+    seeds = figure_seeds()
+    return f", seed {seeds[0]}" if len(seeds) == 1 else f", seeds {', '.join(map(str, seeds))} (faint) and pooled"
+
+
+def series_column(series, column):
+    """An input or params function of a figure rule: one column (0 panel, 1 label mode, 2 seed, 3 GI file)
+    of a series function below."""
+    return lambda wildcards: [entry[column] for entry in series(wildcards)]
+
+
 def gi_series(dataset, dims, family, arch=None):
     """(panel, label mode, seed, GI file) for one family of one dataset, a panel per dimension."""
     arch = arch or config["figures"]["arch"]
@@ -265,6 +293,16 @@ SUMMARY = {
 CLAIMS = {"markdown": "results/tables/claims.md", "csv": "results/tables/claims.csv"}
 
 
+def claims_dynamics(wildcards=None):
+    """The GI-during-training tables behind the claim 'GI tracks validation accuracy' (none when the
+    dynamics stage is off: the claim is then 'not measured')."""
+    dyn = config["dynamics"]
+    if not dyn["enabled"]:
+        return []
+    seeds = dyn["seeds"] if "seeds" in dyn else [dyn["seed"]]
+    return [dynamics_file(dyn["dataset"], dyn["dim"], dyn["arch"], seed) for seed in seeds]
+
+
 def summary_targets():
     return [*SUMMARY.values(), *CLAIMS.values()]
 
@@ -286,6 +324,39 @@ def overparam_json(part):
 
 def hull_dir(dataset, dim):
     return f"results/{dataset}/d{dim}/hull"
+
+
+def hull_data_file(dataset, dim):
+    """The hull study's own data table: its training set (hull.train_per_class) and test rows."""
+    return f"{hull_dir(dataset, dim)}/data.parquet"
+
+
+HULL_TRAIN_SIZE_TABLE = "results/tables/hull_vs_train_size.csv"  # the N-sweep (gisweep.hull_sweep)
+BUNDLED_MNIST_HULL_TRAIN_PER_CLASS = 400  # gisweep.data.hull_split: 500 per class, 100 held out
+
+
+def check_hull_config(hull, jobs, sweep):
+    """Settings the data cannot support fail at parse time, naming the key, before any job runs.
+    (Sizes of a user's directory are checked by the jobs themselves, before their long work.)"""
+    if hull["enabled"] and hull["dataset"] not in config["datasets"]:
+        raise ValueError(f"config hull.dataset: '{hull['dataset']}' is not configured under datasets "
+                         f"(add datasets.{hull['dataset']} with its dims, or set hull.enabled: false)")
+    small = sorted({dim for dim, space in jobs if space.startswith("resnet_") and dim < 4})
+    if hull["enabled"] and small:
+        raise ValueError(f"config hull.dims: {small} are too small for the ResNet's two stride-2 stages "
+                         "(need a side of at least 4), or drop 'resnet' from hull.spaces")
+    if hull["dataset"] != "mnist" or not hull["enabled"]:
+        return
+    per_class = hull["train_per_class"]
+    cap = BUNDLED_MNIST_HULL_TRAIN_PER_CLASS
+    if per_class != "all" and per_class > cap:
+        raise ValueError(f"config hull.train_per_class: {per_class}, but bundled MNIST holds {cap} training "
+                         f"images per class for the hull study (500, of which 100 are test images); use 'all' or at most {cap}")
+    rows = 10 * (cap if per_class == "all" else per_class)
+    too_big = [n for n in hull["train_sizes"] if n > rows]
+    if sweep and too_big:
+        raise ValueError(f"config hull.train_sizes: {too_big} exceed the {rows} training rows of the hull data "
+                         f"(hull.train_per_class: {per_class})")
 
 
 def hull_file(dataset, dim, space):

@@ -8,28 +8,6 @@ DENSITY_SHELL = (
 )
 
 
-def check_figure_seed():
-    """figures.seed names one of models.seeds (or 'all'); else the run stops at start, naming both keys."""
-    seed, seeds = config["figures"]["seed"], config["models"]["seeds"]
-    if seed != "all" and seed not in seeds:
-        raise ValueError(f"config figures.seed: {seed} is not one of models.seeds {seeds}; name one of them, "
-                         "or 'all' to draw every seed and their pooled density")
-
-
-check_figure_seed()
-
-
-def seeds_note():
-    """The seeds in a figure's title."""
-    seeds = figure_seeds()
-    return f", seed {seeds[0]}" if len(seeds) == 1 else f", seeds {', '.join(map(str, seeds))} (faint) and pooled"
-
-
-def series_column(series, column):
-    """An input or params function: one column (0 panel, 1 label mode, 2 seed, 3 GI file) of a series."""
-    return lambda wildcards: [entry[column] for entry in series(wildcards)]
-
-
 rule plot_gi_pairs_by_dim:
     input:
         gi=series_column(fig4_series, 3),
@@ -45,7 +23,7 @@ rule plot_gi_pairs_by_dim:
         panels=series_column(fig4_series, 0),
         modes=series_column(fig4_series, 1),
         seeds=series_column(fig4_series, 2),
-        title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
+        title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
     conda:
@@ -69,7 +47,7 @@ rule plot_gi_triangles_by_dim:
         panels=series_column(fig5_series, 0),
         modes=series_column(fig5_series, 1),
         seeds=series_column(fig5_series, 2),
-        title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}" + seeds_note(),
+        title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
     conda:
@@ -96,8 +74,7 @@ rule plot_gi_pairs_by_arch:
         title=lambda wc: (
             f"Pair GIs of {config['models']['compare_at']['dataset']} {config['models']['compare_at']['dim']}"
             f"×{config['models']['compare_at']['dim']} "
-            f"{classes_title(config['models']['compare_at']['dataset'], 'pairs')}, by architecture"
-            + seeds_note()
+            f"{classes_title(config['models']['compare_at']['dataset'], 'pairs')}, by architecture{seeds_note()}"
         ),
     log:
         "logs/figures/fig6_gi_pairs_by_arch_{fmt}.log",
@@ -122,7 +99,7 @@ rule plot_gi_cifar10_pairs:
         panels=series_column(fig7_series, 0),
         modes=series_column(fig7_series, 1),
         seeds=series_column(fig7_series, 2),
-        title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
+        title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig7_gi_cifar10_pairs_{fmt}.log",
     conda:
@@ -146,7 +123,7 @@ rule plot_gi_moons_pairs:
         panels=series_column(fig8_series, 0),
         modes=series_column(fig8_series, 1),
         seeds=series_column(fig8_series, 2),
-        title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}" + seeds_note(),
+        title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig8_gi_moons_pairs_{fmt}.log",
     conda:
@@ -170,7 +147,7 @@ rule plot_gi_families:
         panels=series_column(families_series, 0),
         modes=series_column(families_series, 1),
         seeds=series_column(families_series, 2),
-        title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}" + seeds_note(),
+        title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/gi_families_{dataset}_d{dim}_{fmt}.log",
     conda:

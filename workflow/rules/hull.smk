@@ -1,7 +1,12 @@
-# Distance of test samples to the training convex hull (issue 5; Yousefzadeh 2021, section 2).
+# Distance of test samples to the training convex hull (issues 5, 14; Yousefzadeh 2021, section 2).
+# The hull study has its own data table, hull_data_file(dataset, dim) (gisweep.data.prepare_hull_data):
+# its training set is hull.train_per_class per class or 'all' (bundled MNIST: 4,000 of its 5,000 images,
+# 1,000 held out; mnist_idx / cifar10: the official 60,000 / 50,000 and 10,000 test images).
 # One Parquet per dataset, dimension and space: hull_file(dataset, dim, space), with the space's summary
 # in its metadata (gisweep.hull_stage), collected per dimension in hull_summary_file(dataset, dim).
-# Spaces: pixels, wavelet_{w}[_subset], hidden_{arch}_{labels}_s{seed}_l{k}, resnet_s{seed}.
+# Spaces: pixels, wavelet_{w}[_subset], hidden_{arch}_{labels}_s{seed}_l{k} (the GI study's MLPs),
+# resnet_prepool_s{seed} and resnet_pool_s{seed} (a ResNet-20 trained on the hull's training set).
+# The N-sweep (gisweep.hull_sweep): pixel distances against N training rows, HULL_TRAIN_SIZE_TABLE.
 # Every family in config["hull"]["spaces"] runs at the sides in hull.dims, pixels also at hull.pixel_dims,
 # both only where config["datasets"][hull.dataset]["dims"] lists the side (the tiny config: pixels at 7×7).
 # Figures are drawn from saved tables only: the nearest-point images from hull_nearest_file (hull-nearest).
@@ -32,7 +37,7 @@ HULL_SPACES = (
         if "hidden" in HULL["spaces"]
         else []
     )
-    + ([f"resnet_s{HULL['resnet_seed']}"] if "resnet" in HULL["spaces"] else [])
+    + ([f"resnet_{layer}_s{HULL['resnet_seed']}" for layer in ("prepool", "pool")] if "resnet" in HULL["spaces"] else [])
 )
 # (dim, space) of every hull table the default run builds: only at sides the dataset's config lists
 HULL_DATA_DIMS = config["datasets"].get(HULL_DATASET, {}).get("dims", [])
@@ -47,6 +52,9 @@ HULL_PIXEL_DIMS = [dim for dim in HULL["pixel_dims"] if (dim, "pixels") in HULL_
 HULL_DIM_SPACES = defaultdict(
     lambda: HULL_SPACES, {str(dim): [s for d, s in HULL_JOBS if d == dim] for dim in HULL_JOB_DIMS}
 )
+# the N-sweep runs at hull.train_size_dim where the dataset's config lists that side
+HULL_SWEEP = bool(HULL["train_sizes"]) and HULL["train_size_dim"] in HULL_DATA_DIMS
+check_hull_config(HULL, HULL_JOBS, HULL_SWEEP)
 
 
 TARGET_FUNCTIONS.append(
@@ -56,15 +64,34 @@ TARGET_FUNCTIONS.append(
         + [hull_figure(n, HULL_DATASET, dim) for dim in HULL_JOB_DIMS for n in ("distances", "test_vs_random")]
         + [hull_figure("nearest", HULL_DATASET, dim) for dim in HULL_JOB_DIMS if (dim, "pixels") in HULL_JOBS]
         + ([hull_figure("pixels_by_dim", HULL_DATASET)] if len(HULL_PIXEL_DIMS) > 1 else [])
+        + ([HULL_TRAIN_SIZE_TABLE, hull_figure("vs_train_size", HULL_DATASET)] if HULL_SWEEP else [])
     )
     if HULL["enabled"]
     else []
 )
 
 
+rule hull_data:
+    input:
+        code=code("prepare-hull-data"),
+    output:
+        table=hull_data_file("{dataset}", "{dim}"),
+    params:
+        source=lambda wc: data_args(wc) if wc.dataset != "moons" else "",
+        seed=HULL["seed"],
+        per_class=HULL["train_per_class"],
+    log:
+        "logs/hull/{dataset}_d{dim}_data.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep prepare-hull-data --dataset {wildcards.dataset} --dim {wildcards.dim} --seed {params.seed}"
+        " --train-per-class {params.per_class} {params.source} --out {output.table} > {log} 2>&1"
+
+
 rule hull_distance:
     input:
-        data=data_file("{dataset}", "{dim}"),
+        data=rules.hull_data.output.table,
         code=code("hull-distance"),
     output:
         table=hull_file("{dataset}", "{dim}", "{space}"),
@@ -86,7 +113,7 @@ rule hull_distance:
 
 rule hull_distance_hidden:
     input:
-        data=data_file("{dataset}", "{dim}"),
+        data=rules.hull_data.output.table,
         model=model_file("{dataset}", "{dim}", "{arch}", "{labels}", "{seed}"),
         code=code("hull-distance"),
     output:
@@ -110,7 +137,7 @@ rule hull_distance_hidden:
 
 rule train_resnet:
     input:
-        data=data_file("{dataset}", "{dim}"),
+        data=rules.hull_data.output.table,
         code=code("train-resnet"),
     output:
         model=resnet_file("{dataset}", "{dim}", "{seed}"),
@@ -132,23 +159,26 @@ rule train_resnet:
 
 rule hull_distance_resnet:
     input:
-        data=data_file("{dataset}", "{dim}"),
+        data=rules.hull_data.output.table,
         model=rules.train_resnet.output.model,
         code=code("hull-distance"),
     output:
-        table=hull_file("{dataset}", "{dim}", "resnet_s{seed}"),
+        table=hull_file("{dataset}", "{dim}", "resnet_{layer}_s{seed}"),
+    wildcard_constraints:
+        layer="prepool|pool",
     params:
         args=HULL_ARGS,
     threads: 1
     resources:
         gpu=gpus(),
     log:
-        "logs/hull/{dataset}_d{dim}_resnet_s{seed}.log",
+        "logs/hull/{dataset}_d{dim}_resnet_{layer}_s{seed}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep hull-distance --data {input.data} --model {input.model} --space resnet_s{wildcards.seed}"
-        " {params.args} --threads {threads} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-distance --data {input.data} --model {input.model}"
+        " --space resnet_{wildcards.layer}_s{wildcards.seed} {params.args} --threads {threads}"
+        " --out {output.table} > {log} 2>&1"
 
 
 rule hull_summary:
@@ -167,7 +197,7 @@ rule hull_summary:
 
 rule hull_nearest:
     input:
-        data=data_file("{dataset}", "{dim}"),
+        data=rules.hull_data.output.table,
         table=hull_file("{dataset}", "{dim}", "pixels"),
         code=code("hull-nearest"),
     output:
@@ -273,4 +303,54 @@ rule plot_hull_pixels_by_dim:
     shell:
         "python -m gisweep plot-hull-distributions --inputs {input.tables} --names {params.names}"
         " --title '{wildcards.dataset}: pixel-space test distances to the training hull by image side'"
+        " --out {output.figure} > {log} 2>&1"
+
+
+rule hull_train_size:
+    input:
+        data=hull_data_file(HULL_DATASET, HULL["train_size_dim"]),
+        code=code("hull-train-size"),
+    output:
+        table=HULL_TRAIN_SIZE_TABLE,
+    params:
+        sizes=" ".join(str(n) for n in HULL["train_sizes"]),
+        seeds=" ".join(str(s) for s in HULL["train_size_seeds"]),
+        args=(
+            f"--dataset {HULL_DATASET} --dim {HULL['train_size_dim']} --extrapolate-to {HULL['extrapolate_to']}"
+            f" --tol {HULL['tol']} --max-iter {HULL['max_iter']} --max-test {HULL['max_test']}"
+            f" --random-seed {HULL['random_seed']} --device {HULL['device'] or config['device']} --dtype {HULL['dtype']}"
+            + (f" --memory-mb {HULL['memory_mb']}" if HULL["memory_mb"] is not None else "")
+        ),
+    threads: 1
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/hull/train_size.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep hull-train-size --data {input.data} --sizes {params.sizes} --seeds {params.seeds}"
+        " {params.args} --threads {threads} --out {output.table} > {log} 2>&1"
+
+
+rule plot_hull_train_size:
+    input:
+        table=rules.hull_train_size.output.table,
+        code=code("plot-hull-train-size"),
+    output:
+        figure=report(
+            hull_figure("vs_train_size", "{dataset}"),
+            caption="../report/hull_vs_train_size.rst",
+            category="Convex hull",
+            subcategory="Training-set size",
+        ),
+    params:
+        side=HULL["train_size_dim"],
+    log:
+        "logs/hull/plot_train_size_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep plot-hull-train-size --table {input.table}"
+        " --title '{wildcards.dataset} {params.side}×{params.side} pixels: test points against N training points'"
         " --out {output.figure} > {log} 2>&1"

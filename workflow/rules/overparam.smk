@@ -11,8 +11,15 @@ OVERPARAM_FIGURES = [
     "overparam_network_regions",
     "overparam_network_disagreement",
 ]
+POLYNOMIAL_TABLES = {
+    "table": "results/tables/overparam_polynomial.csv",
+    "verdict": "results/tables/overparam_polynomial_verdict.md",
+    "verdict_csv": "results/tables/overparam_polynomial_verdict.csv",
+}
 TARGET_FUNCTIONS.append(
-    lambda: [figure_file(name) for name in OVERPARAM_FIGURES] if config["overparam"]["enabled"] else []
+    lambda: [*(figure_file(name) for name in OVERPARAM_FIGURES), *POLYNOMIAL_TABLES.values()]
+    if config["overparam"]["enabled"]
+    else []
 )
 
 
@@ -22,6 +29,9 @@ rule polynomial_sweep:
     output:
         metrics="results/overparam/polynomial_metrics.parquet",
         curves="results/overparam/polynomial_curves.parquet",
+        table=POLYNOMIAL_TABLES["table"],
+        verdict=POLYNOMIAL_TABLES["verdict"],
+        verdict_csv=POLYNOMIAL_TABLES["verdict_csv"],
     params:
         cfg=overparam_json("polynomial"),
     log:
@@ -30,7 +40,8 @@ rule polynomial_sweep:
         ENV
     shell:
         "python -m gisweep polynomial-sweep --config-json {params.cfg:q}"
-        " --out-metrics {output.metrics:q} --out-curves {output.curves:q} > {log:q} 2>&1"
+        " --out-metrics {output.metrics:q} --out-curves {output.curves:q} --out-table {output.table:q}"
+        " --out-verdict {output.verdict:q} --out-verdict-csv {output.verdict_csv:q} > {log:q} 2>&1"
 
 
 rule network_sweep:

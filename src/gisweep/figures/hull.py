@@ -5,7 +5,10 @@
 - test_vs_random: per space, distances / diameter of the test points and of uniform random points;
 - nearest_points: for a few test images (pixel space), the image, its nearest point on the training
   hull, the difference (the shortest direction to the hull) and the heaviest training images of the
-  support (from the table of `hull-nearest`, gisweep.hull_stage).
+  support (from the table of `hull-nearest`, gisweep.hull_stage);
+- train_size: distance / diameter, fraction outside and nearest-neighbour distance against the
+  training-set size N, with the fitted trend and its extrapolation (from the CSV of `hull-train-size`,
+  gisweep.hull_sweep).
 """
 from __future__ import annotations
 
@@ -104,23 +107,21 @@ def nearest_points(nearest_path, out, title: str = "") -> None:
     if len(df) == 0:
         raise GisweepError(f"{nearest_path}: no examples to plot")
     features = len(df["image"].iloc[0])
-    side = math.isqrt(features)
-    if side * side != features:
-        raise GisweepError(f"{nearest_path}: images of {features} pixels are not square")
+    shape = _image_shape(features, nearest_path)
     n_support = max(len(s) for s in df["support_index"])
     cols = 3 + n_support
     fig, axes = plt.subplots(len(df), cols, figsize=(1.6 * cols, 1.75 * len(df)), squeeze=False)
     for r, row in enumerate(df.itertuples(index=False)):
-        img = np.asarray(row.image, dtype=np.float64).reshape(side, side)
-        hp = np.asarray(row.nearest, dtype=np.float64).reshape(side, side)
-        diff = img - hp
+        img = np.asarray(row.image, dtype=np.float64).reshape(shape)
+        hp = np.asarray(row.nearest, dtype=np.float64).reshape(shape)
+        diff = (img - hp) if len(shape) == 2 else (img - hp).mean(axis=2)  # RGB: the channel mean
         lim = float(np.abs(diff).max()) or 1.0
         panels = [(img, "gray_r", 0, 1, f"test {row.query}\nd={row.distance:.3g}"),
                   (hp, "gray_r", 0, 1, "nearest on hull"),
                   (diff, "RdBu_r", -lim, lim, "image − hull point")]
         for k in range(n_support):
             if k < len(row.support_index):
-                panels.append((np.asarray(row.support_image[k], dtype=np.float64).reshape(side, side), "gray_r", 0, 1,
+                panels.append((np.asarray(row.support_image[k], dtype=np.float64).reshape(shape), "gray_r", 0, 1,
                                f"train {row.support_index[k]}\nw={row.support_weight[k]:.2f}"))
             else:
                 panels.append((None, None, 0, 0, ""))
@@ -130,11 +131,120 @@ def nearest_points(nearest_path, out, title: str = "") -> None:
             if im is None:
                 ax.set_visible(False)
                 continue
-            ax.imshow(im, cmap=cmap, vmin=lo, vmax=hi)
+            ax.imshow(np.clip(im, 0, 1) if im.ndim == 3 else im, cmap=cmap, vmin=lo, vmax=hi)
             ax.set_title(label, fontsize=7)
         axes[r][0].set_ylabel(f"support {int(row.support_size)}", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
+    save_figure(fig, out)
+
+
+def _image_shape(features: int, path) -> tuple[int, ...]:
+    """(side, side) for grey or (side, side, 3) for RGB images of `features` values."""
+    for channels in (1, 3):
+        side = math.isqrt(features // channels)
+        if features % channels == 0 and side * side * channels == features:
+            return (side, side) if channels == 1 else (side, side, 3)
+    raise GisweepError(f"{path}: images of {features} values are not square grey or RGB images")
+
+
+TRAIN_SIZE_COLUMNS = ["kind", "train_points", "seed", "statistic", "value", "lower", "upper", "pred_lower",
+                      "pred_upper", "slope", "slope_se", "extrapolated"]
+
+
+def _measured(df, stat):
+    m = df[(df["kind"] == "measured") & (df["statistic"] == stat)]
+    agg = m.groupby("train_points")["value"].agg(["mean", "min", "max"])
+    return m, agg
+
+
+def _trend(ax, df, stat, color, label, logit=False):
+    """The fitted trend of `stat`: solid over the measured N, dashed beyond, with its 95 % bands."""
+    f = df[(df["kind"] == "fit") & (df["statistic"] == stat)].sort_values("train_points")
+    if f.empty:
+        return None
+    for extra, style in ((False, "-"), (True, "--")):
+        part = f[f["extrapolated"] == extra] if not extra else f[f["extrapolated"] | (f["train_points"] ==
+                                                                                      f.loc[~f["extrapolated"], "train_points"].max())]
+        if part.empty:
+            continue
+        slope = f"{f['slope'].iloc[0]:.3f}±{f['slope_se'].iloc[0]:.3f}"
+        ax.plot(part["train_points"], part["value"], style, color=color, lw=1.2,
+                label=None if extra else (f"{label} fit: logit ∝ {slope}·log N" if logit else f"{label} fit ∝ N^{slope}"))
+        ax.fill_between(part["train_points"], part["lower"], part["upper"], color=color, alpha=0.25 if extra else 0.15,
+                        lw=0)
+        ax.plot(part["train_points"], part["pred_lower"], ":", color=color, lw=0.8)
+        ax.plot(part["train_points"], part["pred_upper"], ":", color=color, lw=0.8)
+    return f
+
+
+def _mark_extrapolation(ax, df):
+    f = df[df["kind"] == "fit"]
+    top_measured = df.loc[df["kind"] == "measured", "train_points"].max()
+    if f.empty or f["train_points"].max() <= top_measured:
+        return
+    ax.axvspan(top_measured, f["train_points"].max(), color="0.85", alpha=0.5, lw=0, zorder=0)
+    ax.text(np.sqrt(top_measured * f["train_points"].max()), 0.98, "EXTRAPOLATION\n(fitted trend, not measured)",
+            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=6.5, color="0.3")
+
+
+def train_size(table_path, out, title: str = "") -> None:
+    """Distance / diameter (mean, quartiles), fraction outside / undecided and nearest-neighbour distance
+    against the training-set size N (log axes): per seed (dots), the seed mean (line), the fitted trend
+    with its 95 % confidence band (shaded) and prediction band (dotted), extrapolated (dashed, grey area)."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(table_path)
+    except (OSError, ValueError) as e:
+        raise GisweepError(f"{table_path}: not a readable CSV ({type(e).__name__}: {e})") from None
+    missing = [c for c in TRAIN_SIZE_COLUMNS if c not in df.columns]
+    if missing:
+        raise GisweepError(f"{table_path}: missing column(s) {missing} (not written by hull-train-size?)")
+    if (df["kind"] == "measured").sum() == 0:
+        raise GisweepError(f"{table_path}: no measured rows to plot")
+    df["extrapolated"] = df["extrapolated"].astype(str).str.lower().isin(["true", "1"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), layout="constrained")
+
+    ax = axes[0]
+    for stat, color, label in (("rel_distance_mean", "tab:blue", "mean"), ("rel_distance_q25", "tab:green", "25 %"),
+                               ("rel_distance_q75", "tab:purple", "75 %")):
+        m, agg = _measured(df, stat)
+        ax.scatter(m["train_points"], m["value"], s=9, color=color, alpha=0.6)
+        ax.plot(agg.index, agg["mean"], "o-", color=color, ms=3, lw=0.8, label=f"distance/diameter {label}")
+        _trend(ax, df, stat, color, label)
+    ax.set_ylabel("test distance to the hull / hull diameter")
+
+    ax = axes[1]
+    for stat, color, label in (("fraction_outside", "tab:red", "outside (certified)"),
+                               ("fraction_undecided", "tab:orange", "undecided"),
+                               ("fraction_inside", "tab:blue", "inside")):
+        m, agg = _measured(df, stat)
+        if len(m) and (stat == "fraction_outside" or agg["max"].max() > 0):
+            ax.plot(agg.index, agg["mean"], "o-", color=color, ms=3, lw=0.8, label=label)
+            ax.fill_between(agg.index, agg["min"], agg["max"], color=color, alpha=0.15, lw=0)
+    _trend(ax, df, "fraction_outside", "tab:red", "outside", logit=True)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_ylabel("fraction of test points")
+
+    ax = axes[2]
+    for stat, color, label in (("nn_distance_mean", "tab:brown", "nearest-neighbour distance"),
+                               ("distance_mean", "tab:blue", "hull distance")):
+        m, agg = _measured(df, stat)
+        ax.scatter(m["train_points"], m["value"], s=9, color=color, alpha=0.6)
+        ax.plot(agg.index, agg["mean"], "o-", color=color, ms=3, lw=0.8, label=f"{label} (mean)")
+        _trend(ax, df, stat, color, label)
+    ax.set_ylabel("distance (pixel space)")
+
+    for ax in axes:
+        ax.set_xscale("log")
+        if ax is not axes[1]:
+            ax.set_yscale("log")
+        ax.set_xlabel("training points N")
+        _mark_extrapolation(ax, df)
+        ax.legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title)
     save_figure(fig, out)
 
 
@@ -163,3 +273,9 @@ def register_cli(sub) -> None:
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: nearest_points(a.nearest, a.out, a.title))
+
+    p = sub.add_parser("plot-hull-train-size", help="hull distance, fraction outside and trend against N")
+    p.add_argument("--table", required=True, help="the CSV of `hull-train-size`")
+    p.add_argument("--title", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=lambda a: train_size(a.table, a.out, a.title))

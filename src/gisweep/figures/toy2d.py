@@ -39,8 +39,9 @@ def _train_and_curve(df: pd.DataFrame):
 def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, panels: list, path, title: str) -> None:
     """One panel per (column pair, reference selector): x = parameter count (log), one curve per
     comparison; solid = outside the hull, dashed = inside. panels: list of dicts with keys
-    title, inside, outside (column names), which ('truth' or 'reference'), ylabel, ylog (bool),
-    floor (values drawn at least this)."""
+    title, inside (column name or None: outside only), outside (column name), which ('truth' or
+    'reference'), ylabel, ylog (bool), floor (values drawn at least this), hline (optional
+    (y, label): a horizontal threshold line)."""
     regs = list(dict.fromkeys(metrics_df["regime"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
     colors = plt.get_cmap("tab10").colors
@@ -56,12 +57,17 @@ def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, p
             g = sel[sel["regime"] == reg].sort_values(xcol)
             if g.empty:
                 continue
-            for col, ls, where in ((panel["outside"], "-", "outside"), (panel["inside"], "--", "inside")):
+            for col, ls, where in ((panel["outside"], "-", "outside"), (panel.get("inside"), "--", "inside")):
+                if col is None:
+                    continue
                 y = g[col].to_numpy(dtype=float)
                 if floor is not None:
                     y = np.maximum(y, floor)
                 ax.plot(g[xcol], y, ls=ls, marker="o", ms=3, color=colors[k % 10],
                         label=f"{label} ({where})")
+        if panel.get("hline") is not None:
+            level, text = panel["hline"]
+            ax.axhline(level, color="k", lw=0.8, ls="-.", label=text)
         n_train = metrics_df["n_train"].iloc[0]
         ax.axvline(n_train, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
@@ -82,11 +88,12 @@ def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, p
 
 
 def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame, path) -> None:
-    """One panel per degree: every regime's boundary over the widened x1 range, the true curve,
-    the training points, the 2-D hull (dashed) and the x1-hull (shaded). Values far outside the
-    frame are clipped for drawing only."""
+    """One panel per degree: every regime's boundary over Legendre's interval [-1, 1], the true
+    curve, the training points, the 2-D hull (dashed) and the x1-hull (shaded); the legend marks
+    fits that do not separate the training data and those that control the boundary outside the
+    hull. Values far outside the frame are clipped for drawing only."""
     _require(curves_df, ["kind", "degree", "regime", "x1", "x2", "label"], "curves")
-    _require(metrics_df, ["degree", "regime", "reference", "n_coef", "separates"], "metrics")
+    _require(metrics_df, ["degree", "regime", "reference", "n_coef", "separates", "controls_outside"], "metrics")
     bnd = curves_df[curves_df["kind"] == "boundary"]
     train_xy, train_y, curve = _train_and_curve(curves_df)
     degrees = sorted(bnd["degree"].unique())
@@ -95,7 +102,8 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
     ncol = min(4, len(degrees))
     nrow = -(-len(degrees) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.0 * nrow), squeeze=False)
-    lo, hi = train_xy[:, 1].min(), train_xy[:, 1].max()
+    lo = min(train_xy[:, 1].min(), curve["x2"].min())
+    hi = max(train_xy[:, 1].max(), curve["x2"].max())
     ylim = (lo - 0.75 * (hi - lo), hi + 0.75 * (hi - lo))
     colors = plt.get_cmap("tab10").colors
     for ax, degree in zip(axes.ravel(), degrees):
@@ -105,8 +113,9 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
         for k, reg in enumerate(regimes):
             g = bnd[(bnd["degree"] == degree) & (bnd["regime"] == reg)].sort_values("x1")
             y = np.clip(g["x2"].to_numpy(), ylim[0] - 10 * (hi - lo), ylim[1] + 10 * (hi - lo))
-            sep = own.loc[(degree, reg), "separates"]
-            ax.plot(g["x1"], y, color=colors[k % 10], lw=0.9, label=f"{reg}{'' if sep else ' (not sep.)'}")
+            sep, ctrl = own.loc[(degree, reg), ["separates", "controls_outside"]]
+            mark = " (not sep.)" if not sep else (" (controls outside)" if ctrl else "")
+            ax.plot(g["x1"], y, color=colors[k % 10], lw=0.9, label=f"{reg}{mark}")
         ax.scatter(train_xy[:, 0], train_xy[:, 1], c=np.where(train_y > 0, POSITIVE, NEGATIVE), s=7, zorder=3)
         ax.set_ylim(*ylim)
         ax.set_title(f"degree {degree}: {degree + 1} coefficients / {len(train_xy)} points", fontsize=8)
@@ -114,20 +123,28 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
         ax.legend(fontsize=5, loc="lower left")
     for ax in axes.ravel()[len(degrees):]:
         ax.axis("off")
-    fig.suptitle("Legendre boundaries; shaded: x1-range of the training data, dashed: 2-D hull", fontsize=9)
+    fig.suptitle("Legendre boundaries on [-1, 1]; shaded: x1-range of the training data (outside it: "
+                 "outside the hull), dashed: 2-D hull", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)  # closes the figure
 
 
 def plot_polynomial_disagreement(metrics_df: pd.DataFrame, path) -> None:
-    """Boundary gaps (RMS, log scale; floored at 1e-12) and test-point disagreement, inside vs
-    outside the hull, against the number of coefficients: vs the true curve and vs the first regime."""
+    """Against the number of coefficients: deviation from the true curve inside vs outside the hull
+    (RMS, log scale; floored at 1e-12); the outside deviation relative to the true curve's own RMS
+    there, with the control threshold (control_fraction); boundary gaps and test-point disagreement
+    between regimes (vs the first regime), inside vs outside."""
     _require(metrics_df, ["n_coef", "n_train", "regime", "reference", "boundary_gap_inside_rms",
-                          "boundary_gap_outside_rms", "test_disagree_inside", "test_disagree_outside"], "metrics")
+                          "boundary_gap_outside_rms", "test_disagree_inside", "test_disagree_outside",
+                          "outside_ratio", "control_fraction"], "metrics")
+    fraction = float(metrics_df["control_fraction"].iloc[0])
     plot_disagreement_panels(metrics_df, "n_coef", "coefficients", [
-        {"title": "boundary vs true curve (RMS gap)", "inside": "boundary_gap_inside_rms",
+        {"title": "boundary vs true curve (RMS deviation)", "inside": "boundary_gap_inside_rms",
          "outside": "boundary_gap_outside_rms", "which": "truth", "ylog": True, "floor": 1e-12,
          "ylabel": "RMS of p(x1) - g(x1)"},
+        {"title": "outside deviation / true curve's RMS outside", "inside": None,
+         "outside": "outside_ratio", "which": "truth", "ylog": True, "floor": 1e-12,
+         "hline": (fraction, f"control threshold {fraction:g}"), "ylabel": "outside_ratio"},
         {"title": "boundary between regimes (RMS gap)", "inside": "boundary_gap_inside_rms",
          "outside": "boundary_gap_outside_rms", "which": "reference", "ylog": True, "floor": 1e-12,
          "ylabel": "RMS of p_a(x1) - p_b(x1)"},

@@ -3,7 +3,7 @@
 Snakemake validates the config against workflow/schemas/config.schema.yaml and fills its defaults
 before a rule passes `config["overparam"][part]` to the CLI as JSON. Run by hand, the command fills
 the same defaults from the same file here, checks the bounds the schema states, and then what a
-schema cannot state (finite numbers, distinct regime names). Errors name the key, e.g.
+schema cannot state (finite numbers, train_x1 low < high, distinct regime names). Errors name the key, e.g.
 `overparam.network.regimes[1].lr`.
 """
 from __future__ import annotations
@@ -101,6 +101,9 @@ def resolve(cfg, part: str) -> dict:
 
         raise _schema_error(best_match(errors), where) from None
     out = _coerce_numbers(out, schema, where)
+    lo, hi = out["train_x1"]
+    if not lo < hi:
+        raise GisweepError(f"{where}.train_x1: low must be below high, got {out['train_x1']}")
     if part == "network":
         names = [r["name"] for r in out["regimes"]]
         if len(set(names)) != len(names):

@@ -1,15 +1,16 @@
 """The toy 2-D data set, its evaluation grid, convex-hull membership and inside/outside comparisons.
 
 Two classes of 2-D points on either side of the true curve x2 = g(x1) = curve_amplitude *
-sin(curve_frequency * x1). x1 ~ U[-1, 1]; the class y = +1 lies above, y = -1 below, at vertical
+sin(curve_frequency * x1). x1 ~ U[train_x1]; the class y = +1 lies above, y = -1 below, at vertical
 distance gap + spread * U[0, 1] from the curve. Classes are balanced (n_train // 2 negatives).
-The polynomial and the network sweeps draw the same points from the same seed.
+The polynomial and the network sweeps draw the same points from the same seed and train_x1.
 
 "Inside" means inside the convex hull of the training points (scipy Delaunay, `find_simplex >= 0`,
 so points on the hull's boundary count as inside). The evaluation grid is the training points'
 bounding box widened by `outside_extent` times its width/height on every side; test points are
 drawn from the data distribution with x1 over the widened x1 range and labelled by the true curve,
-then split by hull membership.
+then split by hull membership (the polynomial sweep evaluates over Legendre's interval instead:
+`sample_test_data` and `grid_points` with explicit ranges).
 """
 from __future__ import annotations
 
@@ -38,9 +39,24 @@ def _sample_band(n: int, x1_lo: float, x1_hi: float, cfg: dict, rng: np.random.G
 
 
 def make_training_data(cfg: dict):
-    """Training points xy (n, 2) float64 and labels y (n,) int8 in {-1, +1}; x1 ~ U[-1, 1]."""
+    """Training points xy (n, 2) float64 and labels y (n,) int8 in {-1, +1}; x1 ~ U[train_x1]."""
     rng = np.random.default_rng(np.random.SeedSequence([cfg["seed"], 0]))
-    return _sample_band(cfg["n_train"], -1.0, 1.0, cfg, rng)
+    lo, hi = cfg["train_x1"]
+    return _sample_band(cfg["n_train"], lo, hi, cfg, rng)
+
+
+def band_x2_range(x1_lo: float, x1_hi: float, cfg: dict, n: int = 1001) -> tuple[float, float]:
+    """The x2 range the data distribution covers over x1 in [x1_lo, x1_hi]: the true curve's
+    range there (sampled at n points) widened by gap + spread on each side."""
+    g = true_curve(np.linspace(x1_lo, x1_hi, n), cfg)
+    reach = cfg["gap"] + cfg["spread"]
+    return float(g.min() - reach), float(g.max() + reach)
+
+
+def sample_test_data(x1_lo: float, x1_hi: float, cfg: dict):
+    """n_test points from the data distribution with x1 ~ U[x1_lo, x1_hi], true labels."""
+    rng = np.random.default_rng(np.random.SeedSequence([cfg["seed"], 1]))
+    return _sample_band(cfg["n_test"], x1_lo, x1_hi, cfg, rng)
 
 
 def widened_box(train_xy: np.ndarray, extent: float):
@@ -52,16 +68,20 @@ def widened_box(train_xy: np.ndarray, extent: float):
 
 def make_test_data(train_xy: np.ndarray, cfg: dict):
     """Test points from the data distribution with x1 over the widened x1 range, true labels."""
-    rng = np.random.default_rng(np.random.SeedSequence([cfg["seed"], 1]))
     (x1_lo, x1_hi), _ = widened_box(train_xy, cfg["outside_extent"])
-    return _sample_band(cfg["n_test"], x1_lo, x1_hi, cfg, rng)
+    return sample_test_data(x1_lo, x1_hi, cfg)
 
 
 def make_grid(train_xy: np.ndarray, extent: float, size: int):
     """Grid over the widened box. Returns x1s (size,), x2s (size,), points (size*size, 2) with
     x1 varying fastest (points.reshape(size, size, 2)[i, j] = (x1s[j], x2s[i]))."""
     (a, b), (c, d) = widened_box(train_xy, extent)
-    x1s, x2s = np.linspace(a, b, size), np.linspace(c, d, size)
+    return grid_points((a, b), (c, d), size)
+
+
+def grid_points(x1_range, x2_range, size: int):
+    """Grid over x1_range x x2_range; the same layout as make_grid."""
+    x1s, x2s = np.linspace(*x1_range, size), np.linspace(*x2_range, size)
     g1, g2 = np.meshgrid(x1s, x2s)                                          # (size, size) each
     return x1s, x2s, np.stack([g1.ravel(), g2.ravel()], axis=1)
 
@@ -118,9 +138,11 @@ def compare_rows(names: list[str], sets: dict) -> list[dict]:
     return rows
 
 
-def curve_rows(train_xy: np.ndarray, train_y: np.ndarray, cfg: dict, n_curve: int = 301) -> pd.DataFrame:
-    """Rows for plots: kind 'train' (the training points, label = class) and 'true_curve'."""
-    (a, b), _ = widened_box(train_xy, cfg["outside_extent"])
+def curve_rows(train_xy: np.ndarray, train_y: np.ndarray, cfg: dict, n_curve: int = 301,
+               x1_range: tuple[float, float] | None = None) -> pd.DataFrame:
+    """Rows for plots: kind 'train' (the training points, label = class) and 'true_curve' over
+    x1_range (None: the widened x1 range of cfg['outside_extent'])."""
+    (a, b) = x1_range if x1_range is not None else widened_box(train_xy, cfg["outside_extent"])[0]
     xs = np.linspace(a, b, n_curve)
     train = pd.DataFrame({"kind": "train", "x1": train_xy[:, 0], "x2": train_xy[:, 1],
                           "label": train_y.astype(np.int8)})

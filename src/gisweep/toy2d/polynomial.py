@@ -1,11 +1,17 @@
 """Legendre-polynomial decision boundaries (command polynomial-sweep), Yousefzadeh (2021), section 3.
 
-Data: the 2-D two-class points of `gisweep.toy2d.data` (same seed, same points as the network sweep): class +1 above,
-class -1 below the true curve x2 = g(x1) = A sin(w x1), x1 ~ U[-1, 1].
+The claim tested: "we must over-parameterize the polynomial to have control over its extensions
+outside the hull, and once it is over-parameterized we need a specific training regime to obtain
+the decision boundary we want".
+
+Data: the 2-D two-class points of `gisweep.toy2d.data`: class +1 above, class -1 below the true
+curve x2 = g(x1) = A sin(w x1), training x1 ~ U[train_x1] (default [-0.5, 0.5]), well inside
+Legendre's interval [-1, 1]. Everything is evaluated over [-1, 1] only, where every P_k is bounded
+by 1: "outside the hull" is [-1, 1] minus the training x1-range, so a boundary that blows up there
+does so because of how it was trained, not because Legendre polynomials grow past +-1.
 
 Model: the classifier sign(x2 - p(x1)) with boundary p(x1) = sum_k c_k P_k(x1), P_k the standard
-Legendre polynomials (numpy.polynomial.legendre, P_k(1) = 1) on the sampling interval [-1, 1];
-degree d has d + 1 coefficients.
+Legendre polynomials (numpy.polynomial.legendre, P_k(1) = 1); degree d has d + 1 coefficients.
 
 Training: every regime fits the same margin targets t_i = x2_i - y_i * target_margin (the
 boundary passes target_margin from each training point, on that point's side) in the
@@ -18,22 +24,32 @@ family and the regime picks one:
   gd_zero             gradient descent on (1/2n)||Phi c - t||^2 from c = 0, step 1/L, gd_steps steps
   gd_random           the same from c0 ~ N(0, gd_init_scale^2 / (d + 1)) per coefficient
   high_order_penalty  minimum sum_k ((1 + k)^penalty_power c_k)^2
-  curvature_penalty   minimum integral over [-1, 1] of p''(x1)^2
+  curvature_penalty   minimum integral over [-1, 1] of p''(x1)^2: penalises the boundary over the
+                      whole domain, inside and outside the hull, without knowing the true curve
+  truth_prior         minimum integral over [-1, 1] of (p(x1) - g(x1))^2: the boundary we want,
+                      asked for over the whole domain (inside and outside the hull); it knows g,
+                      so it tests whether the boundary *can* be steered outside, not whether it
+                      generalizes by itself
 
 Gradient descent is computed exactly in the SVD basis of Phi (the iterate after T steps in closed
 form), so any number of steps costs one SVD; tests check it against explicit iteration.
 
-"Inside": for the boundary curve, x1 inside the training hull's x1-range [min x1_i, max x1_i];
-for classification (grid, test points), inside the 2-D convex hull of the training points. The
-evaluation reaches outside_extent times the data's width past each side.
+"Inside": for the boundary curve, x1 inside the training hull's x1-range [min x1_i, max x1_i]
+(outside: the rest of [-1, 1]); for classification (grid, test points), inside the 2-D convex hull
+of the training points. Test points: x1 ~ U[-1, 1]; the grid: x1 over [-1, 1], x2 over the
+data's band there.
 
 Separation: a training point is misclassified when its signed vertical margin
 y_i (x2_i - p(x1_i)) is <= 0 (train_error counts these); a fit "separates" the training data
 when every signed margin is >= separation_margin. capacity_margin is the largest margin any
 polynomial of that degree achieves (a linear program), which says whether the degree *can*
-separate, independent of the regime; it is inf as soon as some polynomial of the degree has the
-labels' sign pattern at the training x1 (then the boundary can dip arbitrarily far), which happens
-once the degree reaches the number of class alternations along x1, well before interpolation.
+separate, independent of the regime (inf once some polynomial of the degree has the labels' sign
+pattern at the training x1).
+
+Control and the verdict: a regime *controls the boundary outside the hull* at a degree when it
+separates the training data and its RMS deviation from the true curve outside the hull is at most
+control_fraction times the true curve's own RMS there (the deviation of the boundary x2 = 0, a
+boundary that knows nothing). `polynomial_verdict` states the rules of the three verdict rows.
 """
 from __future__ import annotations
 
@@ -44,17 +60,21 @@ from numpy.polynomial import legendre as L
 from gisweep import GisweepError
 from gisweep.toy2d.config import parse_config_json, part_schema, resolve
 from gisweep.toy2d.data import (
+    band_x2_range,
     compare_rows,
     curve_rows,
+    grid_points,
     hull_mask,
-    make_grid,
-    make_test_data,
     make_training_data,
     masked_mean,
+    sample_test_data,
     true_curve,
     true_labels,
-    widened_box,
 )
+
+DOMAIN = (-1.0, 1.0)          # Legendre's interval: the basis's orthogonality interval, |P_k| <= 1 on it
+QUADRATURE_EXTRA = 64         # Gauss-Legendre nodes beyond the degree for projecting g (exact to rounding)
+HOLDS, FAILS, UNMEASURED = "holds", "does not hold", "not measured"
 
 
 def regimes() -> list[str]:
@@ -155,6 +175,25 @@ def curvature_penalty_matrix(degree: int) -> np.ndarray:
     return w[:, None] * d2
 
 
+def domain_l2_matrix(degree: int) -> np.ndarray:
+    """W with ||W c||^2 = integral_{-1}^{1} p(x)^2 dx for p = sum_k c_k P_k: diag(sqrt(2 / (2k + 1)))."""
+    return np.diag(np.sqrt(2.0 / (2.0 * np.arange(degree + 1) + 1.0)))
+
+
+def curve_coefficients(cfg: dict, degree: int) -> np.ndarray:
+    """Legendre coefficients (degree + 1,) of the L2([-1, 1]) projection of the true curve g:
+    a_k = (2k + 1) / 2 * integral_{-1}^{1} g P_k, by Gauss-Legendre quadrature."""
+    xq, wq = L.leggauss(degree + 1 + QUADRATURE_EXTRA)                        # (q,), (q,)
+    vq = L.legvander(xq, degree)                                              # (q, degree + 1)
+    return (2.0 * np.arange(degree + 1) + 1.0) / 2.0 * (vq.T @ (wq * true_curve(xq, cfg)))
+
+
+def prior_fit(phi: np.ndarray, t: np.ndarray, prior: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Among the least-squares solutions of phi c ~ t, the one minimising ||weight (c - prior)||:
+    c = prior + d with d the weight-minimal least-squares solution of phi d ~ t - phi prior."""
+    return prior + min_seminorm_fit(phi, t - phi @ prior, weight)
+
+
 def capacity_margin(phi: np.ndarray, xy: np.ndarray, y: np.ndarray) -> float:
     """Largest s such that some c has y_i (x2_i - phi_i c) >= s for all i (a linear program);
     inf when unbounded (some q = phi c has sign(q(x1_i)) = -y_i at every training point, e.g.
@@ -187,6 +226,8 @@ def fit_regime(regime: str, phi: np.ndarray, t: np.ndarray, cfg: dict, degree: i
         return min_seminorm_fit(phi, t, high_order_penalty_matrix(degree, cfg["penalty_power"]))
     if regime == "curvature_penalty":
         return min_seminorm_fit(phi, t, curvature_penalty_matrix(degree))
+    if regime == "truth_prior":
+        return prior_fit(phi, t, curve_coefficients(cfg, degree), domain_l2_matrix(degree))
     raise GisweepError(f"overparam.polynomial.regimes: unknown regime {regime!r}; known: {regimes()}")
 
 
@@ -215,18 +256,20 @@ def inside_x1_hull(x1: np.ndarray, train_xy: np.ndarray) -> np.ndarray:
 
 
 def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Fit every (degree, regime) boundary; measure inside vs outside the training hull.
+    """Fit every (degree, regime) boundary; measure inside vs outside the training hull within [-1, 1].
 
     cfg: config['overparam']['polynomial'] (missing keys take the schema's defaults).
     Returns (metrics_df, curves_df).
     metrics_df: one row per (degree, regime, reference); reference 'truth' or an earlier regime.
       degree, n_coef, n_train, coef_ratio (= n_coef / n_train), regime, reference,
-      capacity_margin (per degree), train_error, min_train_margin, separates, coef_norm,
-      test_error_inside, test_error_outside, n_test_inside, n_test_outside (the regime's own,
-      repeated over its reference rows);
+      capacity_margin (per degree), and the regime's own values, repeated over its reference rows:
+      train_error, min_train_margin, separates, coef_norm, test_error_inside, test_error_outside,
+      n_test_inside, n_test_outside, curve_outside_rms (RMS of g outside the x1-hull),
+      outside_ratio (RMS deviation from g outside / curve_outside_rms), control_fraction,
+      controls_outside (separates and outside_ratio <= control_fraction);
       boundary_gap_inside_rms / boundary_gap_outside_rms / boundary_gap_outside_max: RMS / max of
-      p(x1) - reference(x1) over x1 inside / outside the x1-hull (reference: the true curve or the
-      other regime's boundary);
+      p(x1) - reference(x1) over x1 in [-1, 1] inside / outside the x1-hull (reference: the true
+      curve or the other regime's boundary);
       region_disagree_inside / _outside: fraction of grid points inside / outside the 2-D hull
       classified differently; test_disagree_inside / _outside: the same over the test points.
     curves_df: kind 'boundary' (degree, n_coef, regime, x1, x2 = p(x1), inside_x1hull), plus kind
@@ -234,14 +277,19 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
     """
     cfg = resolve({} if cfg is None else cfg, "polynomial")
     train_xy, train_y = make_training_data(cfg)                              # (n, 2), (n,)
-    test_xy, test_y = make_test_data(train_xy, cfg)
+    test_xy, test_y = sample_test_data(*DOMAIN, cfg)                          # (n_test, 2), (n_test,)
     test_inside = hull_mask(train_xy, test_xy)
-    _, _, grid = make_grid(train_xy, cfg["outside_extent"], cfg["grid_size"])
+    _, _, grid = grid_points(DOMAIN, band_x2_range(*DOMAIN, cfg), cfg["grid_size"])
     grid_inside = hull_mask(train_xy, grid)
     grid_truth = true_labels(grid, cfg)
-    (a, b), _ = widened_box(train_xy, cfg["outside_extent"])
-    xs = np.linspace(a, b, cfg["curve_points"])                               # (m,)
+    xs = np.linspace(*DOMAIN, cfg["curve_points"])                            # (m,)
     xs_inside = inside_x1_hull(xs, train_xy)
+    if not (~xs_inside).any():
+        raise GisweepError(f"overparam.polynomial.curve_points: none of the {cfg['curve_points']} x1 "
+                           "samples of [-1, 1] falls outside the training x1-range; train_x1 "
+                           f"{cfg['train_x1']} leaves no outside to measure")
+    truth = true_curve(xs, cfg)
+    curve_outside = rms(truth[~xs_inside])
     t = margin_targets(train_xy, train_y, cfg["target_margin"])
     n = cfg["n_train"]
     names = cfg["regimes"]
@@ -255,19 +303,25 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
         cap = capacity_margin(phi, train_xy, train_y)
         coefs = {r: fit_regime(r, phi, t, cfg, degree) for r in names}
         curves = {r: boundary(c, xs) for r, c in coefs.items()}
-        curves["truth"] = true_curve(xs, cfg)
+        curves["truth"] = truth
         grid_pred = {r: classify(c, grid) for r, c in coefs.items()}
         test_pred = {r: classify(c, test_xy) for r, c in coefs.items()}
         own = {}
         for r, c in coefs.items():
             test_hits = test_pred[r] == test_y                                # (n_test,) bool
+            sep = separation_report(c, train_xy, train_y, cfg["separation_margin"])
+            ratio = rms(curves[r][~xs_inside] - truth[~xs_inside]) / curve_outside
             own[r] = {
-                **separation_report(c, train_xy, train_y, cfg["separation_margin"]),
+                **sep,
                 "coef_norm": float(np.linalg.norm(c)),
                 "test_error_inside": 1.0 - masked_mean(test_hits, test_inside),
                 "test_error_outside": 1.0 - masked_mean(test_hits, ~test_inside),
                 "n_test_inside": int(test_inside.sum()),
                 "n_test_outside": int((~test_inside).sum()),
+                "curve_outside_rms": curve_outside,
+                "outside_ratio": ratio,
+                "control_fraction": cfg["control_fraction"],
+                "controls_outside": bool(sep["separates"] and ratio <= cfg["control_fraction"]),
             }
             curve_frames.append(pd.DataFrame({
                 "kind": "boundary", "degree": degree, "n_coef": degree + 1, "regime": r,
@@ -283,50 +337,175 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
                 **own[row["regime"]],
                 "boundary_gap_inside_rms": rms(gap[xs_inside]),
                 "boundary_gap_outside_rms": rms(gap[~xs_inside]),
-                "boundary_gap_outside_max": float(np.max(np.abs(gap[~xs_inside]))) if (~xs_inside).any() else float("nan"),
+                "boundary_gap_outside_max": float(np.max(np.abs(gap[~xs_inside]))),
                 **{k: v for k, v in row.items() if k not in ("regime", "reference")},
             })
 
-    extra = curve_rows(train_xy, train_y, cfg, cfg["curve_points"])
+    extra = curve_rows(train_xy, train_y, cfg, cfg["curve_points"], x1_range=DOMAIN)
     extra = extra.assign(degree=-1, n_coef=0, regime="", inside_x1hull=inside_x1_hull(extra["x1"].to_numpy(), train_xy))
     curves_df = pd.concat(curve_frames + [extra[curve_frames[0].columns]], ignore_index=True)
     curves_df = curves_df.astype({"degree": np.int64, "n_coef": np.int64, "label": np.int8, "inside_x1hull": bool})
     return pd.DataFrame(metric_rows), curves_df
 
 
-def summarize_polynomial(metrics: pd.DataFrame) -> str:
-    """Plain-text table: per degree, capacity margin, which regimes separate, gap to the true curve
-    outside (median over regimes), and the gaps between regimes inside vs outside (median over
-    regime pairs), and grid/test disagreement between regimes inside vs outside."""
+# ---------------------------------------------------------------- tables and verdict
+
+TABLE_COLUMNS = {                                      # metrics column -> table column
+    "degree": "degree", "n_coef": "n_coef", "n_train": "n_train", "regime": "regime",
+    "train_error": "train_error", "min_train_margin": "min_train_margin", "separates": "separates",
+    "boundary_gap_inside_rms": "deviation_inside_rms", "boundary_gap_outside_rms": "deviation_outside_rms",
+    "boundary_gap_outside_max": "deviation_outside_max", "curve_outside_rms": "curve_outside_rms",
+    "outside_ratio": "outside_ratio", "controls_outside": "controls_outside",
+    "test_error_inside": "test_error_inside", "test_error_outside": "test_error_outside",
+}
+
+
+def regime_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per (degree, regime): training error inside, deviation from the true curve inside
+    and outside the hull (RMS over x1; outside also its max and its ratio to the curve's own RMS),
+    whether the regime controls the boundary outside, and test errors inside / outside the 2-D hull."""
     own = metrics[metrics["reference"] == "truth"]
-    pairs = metrics[metrics["reference"] != "truth"]
-    lines = ["degree n_coef ratio capacity | separates (regimes) | test_err in/out (median) | "
-             "gap-to-truth in/out (median rms) | pair gap in/out (median rms) | pair test-disagree in/out (mean)"]
-    for degree, g in own.groupby("degree", sort=True):
-        pr = pairs[pairs["degree"] == degree]
-        sep = ",".join(r for r, s in zip(g.regime, g.separates) if s) or "none"
-        lines.append(
-            f"{degree:6d} {int(g.n_coef.iloc[0]):6d} {g.coef_ratio.iloc[0]:5.2f} {g.capacity_margin.iloc[0]:8.4g} | "
-            f"{sep} | {g.test_error_inside.median():.3f} / {g.test_error_outside.median():.3f} | "
-            f"{g.boundary_gap_inside_rms.median():.3g} / {g.boundary_gap_outside_rms.median():.3g} | "
-            + (f"{pr.boundary_gap_inside_rms.median():.3g} / {pr.boundary_gap_outside_rms.median():.3g} | "
-               f"{pr.test_disagree_inside.mean():.3f} / {pr.test_disagree_outside.mean():.3f}" if len(pr) else "- | -")
-        )
+    return own[list(TABLE_COLUMNS)].rename(columns=TABLE_COLUMNS).reset_index(drop=True)
+
+
+def _ratio_list(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{r.regime} {r.outside_ratio:.3g}{'' if r.separates else ' (does not separate)'}"
+                     for r in rows.itertuples())
+
+
+def polynomial_verdict(table: pd.DataFrame, control_fraction: float, separation_margin: float) -> pd.DataFrame:
+    """The verdict rows (claim, verdict, rule, evidence) from the regime table.
+
+    1. over-parameterization plus a chosen regime controls the boundary outside the hull (the
+       paper's claim): holds when the highest degree is over-parameterized (n_coef > n_train), some
+       regime other than min_norm controls the boundary there and plain min_norm does not.
+    2. over-parameterization is necessary: holds when no regime controls it at any degree with
+       n_coef <= n_train.
+    3. (beyond the paper) a regime that does not know the true curve (any but truth_prior) controls
+       it at the highest degree.
+    Rows whose inputs are missing (no such degree, min_norm or another regime not swept) are
+    "not measured"."""
+    control = (f"a regime controls the boundary outside the hull when it separates the training data "
+               f"(every signed margin >= {separation_margin:g}) and its RMS deviation from the true curve "
+               f"outside the hull is <= {control_fraction:g} x the true curve's RMS there (outside_ratio "
+               f"<= {control_fraction:g})")
+    top = int(table["degree"].max())
+    at_top = table[table["degree"] == top]
+    n_coef, n_train = int(at_top["n_coef"].iloc[0]), int(at_top["n_train"].iloc[0])
+    where = f"degree {top} ({n_coef} coefficients, {n_train} points)"
+    regs = list(at_top["regime"])
+    rows = []
+
+    # 1. the paper's claim
+    rule = (f"at the highest degree, which must be over-parameterized (coefficients > training points): "
+            f"some regime other than min_norm controls the boundary and min_norm does not; {control}")
+    if n_coef <= n_train:
+        verdict, evidence = UNMEASURED, f"{where} is not over-parameterized"
+    elif "min_norm" not in regs or len(regs) < 2:
+        verdict, evidence = UNMEASURED, f"needs min_norm and another regime; swept: {regs}"
+    else:
+        ctrl = [r for r, c in zip(at_top["regime"], at_top["controls_outside"]) if c and r != "min_norm"]
+        mn = bool(at_top.loc[at_top["regime"] == "min_norm", "controls_outside"].iloc[0])
+        verdict = HOLDS if ctrl and not mn else FAILS
+        evidence = (f"{where}: controlling: {', '.join(ctrl) or 'none'}; min_norm "
+                    f"{'controls too' if mn else 'does not'}; outside_ratio: {_ratio_list(at_top)}")
+    rows.append({"claim": "over-parameterization plus a chosen training regime controls the boundary "
+                          "outside the hull", "verdict": verdict, "rule": rule, "evidence": evidence})
+
+    # 2. necessity
+    under = table[table["n_coef"] <= table["n_train"]]
+    rule = f"no regime controls the boundary at any degree with coefficients <= training points; {control}"
+    if under.empty:
+        verdict, evidence = UNMEASURED, "no degree with coefficients <= training points swept"
+    else:
+        hits = under[under["controls_outside"]]
+        verdict = HOLDS if hits.empty else FAILS
+        best = under.loc[under["outside_ratio"].idxmin()]
+        evidence = (f"degrees {sorted(set(under['degree']))}: "
+                    + ("no regime controls" if hits.empty else
+                       "controlling: " + ", ".join(f"{r.regime} at degree {r.degree}" for r in hits.itertuples()))
+                    + f"; smallest outside_ratio {best.outside_ratio:.3g} ({best.regime}, degree {best.degree}"
+                    + ("" if best.separates else ", does not separate") + ")")
+    rows.append({"claim": "over-parameterization is necessary for that control", "verdict": verdict,
+                 "rule": rule, "evidence": evidence})
+
+    # 3. beyond the paper: without knowing the curve
+    blind = at_top[at_top["regime"] != "truth_prior"]
+    rule = f"at the highest degree, some regime other than truth_prior controls the boundary; {control}"
+    if blind.empty:
+        verdict, evidence = UNMEASURED, "only truth_prior swept"
+    else:
+        ctrl = list(blind.loc[blind["controls_outside"], "regime"])
+        verdict = HOLDS if ctrl else FAILS
+        evidence = f"{where}: controlling: {', '.join(ctrl) or 'none'}; outside_ratio: {_ratio_list(blind)}"
+    rows.append({"claim": "(beyond the paper) a regime that does not know the true curve controls it",
+                 "verdict": verdict, "rule": rule, "evidence": evidence})
+    return pd.DataFrame(rows, columns=["claim", "verdict", "rule", "evidence"])
+
+
+def _markdown(df: pd.DataFrame, fmt: dict | None = None) -> str:
+    fmt = fmt or {}
+
+    def cell(col, v):
+        if col in fmt:
+            return fmt[col](v)
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.3g}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(c, v) for c, v in zip(df.columns, row)) + " |"
+              for row in df.itertuples(index=False)]
     return "\n".join(lines)
+
+
+def verdict_markdown(verdict: pd.DataFrame, table: pd.DataFrame, cfg: dict) -> str:
+    """The verdict table, then the per-degree table it was decided from."""
+    lo, hi = cfg["train_x1"]
+    return "\n".join([
+        "# Polynomial decision boundary: control outside the training hull (Yousefzadeh 2021, section 3)",
+        "",
+        f"Training x1 ~ U[{lo:g}, {hi:g}] ({cfg['n_train']} points, seed {cfg['seed']}); boundaries "
+        "measured over Legendre's interval [-1, 1], outside the hull = [-1, 1] outside the training x1-range.",
+        "",
+        _markdown(verdict[["claim", "verdict", "evidence"]]),
+        "",
+        "Rules:",
+        "",
+        *[f"- {c}: {r}." for c, r in zip(verdict["claim"], verdict["rule"])],
+        "",
+        "## Per degree and regime",
+        "",
+        "train_error: fraction of training points misclassified; deviation_*: RMS of p(x1) - g(x1) over "
+        "x1 inside / outside the hull; outside_ratio: deviation_outside_rms / RMS of g outside.",
+        "",
+        _markdown(table[["degree", "n_coef", "regime", "train_error", "separates", "deviation_inside_rms",
+                         "deviation_outside_rms", "outside_ratio", "controls_outside"]]),
+        "",
+    ])
 
 
 # ---------------------------------------------------------------- CLI
 
 
 def _cmd_sweep(args) -> None:
-    from gisweep.io import provenance, write_parquet
+    from gisweep.io import atomic_path, provenance, write_csv, write_parquet
 
     cfg = parse_config_json(args.config_json, "polynomial")
     metrics, curves = polynomial_sweep(cfg)
+    table = regime_table(metrics)
+    verdict = polynomial_verdict(table, cfg["control_fraction"], cfg["separation_margin"])
+    text = verdict_markdown(verdict, table, cfg)
     meta = provenance(stage="polynomial_sweep", config=cfg, seed=cfg["seed"])
     write_parquet(metrics, args.out_metrics, meta)
     write_parquet(curves, args.out_curves, meta)
-    print(summarize_polynomial(metrics))
+    write_csv(table, args.out_table)
+    write_csv(verdict, args.out_verdict_csv)
+    with atomic_path(args.out_verdict) as tmp:
+        tmp.write_text(text)
+    print(text)
 
 
 def register_cli(subparsers) -> None:
@@ -336,4 +515,8 @@ def register_cli(subparsers) -> None:
     p.add_argument("--out-metrics", required=True, help="output Parquet: per (degree, regime, reference) metrics")
     p.add_argument("--out-curves", required=True,
                    help="output Parquet: boundary curves, training points, true curve")
+    p.add_argument("--out-table", required=True,
+                   help="output CSV: per (degree, regime) training error, deviation inside / outside, control")
+    p.add_argument("--out-verdict", required=True, help="output Markdown: the verdict, its rules and the per-degree table")
+    p.add_argument("--out-verdict-csv", required=True, help="output CSV: the verdict rows (claim, verdict, rule, evidence)")
     p.set_defaults(func=_cmd_sweep)

@@ -1,0 +1,169 @@
+"""Batched training (gisweep.train_batched): the seeds of one cell as one stacked model.
+
+A seed trained in a batch must equal that seed trained alone by `gisweep train`, bit for bit on a CPU:
+weights, history (loss, accuracies, stopping epoch) and provenance. The first test checks the
+primitive this rests on (each slice of a batched matmul equals the 2-D matmul of nn.Linear's forward
+and backward); the others train whole cells, with seeds that stop at different epochs, hit the epoch
+cap, or use Adam, and check the Snakemake rules (a batch job per cell, a single seed still a target).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from gisweep import GisweepError
+from gisweep.cli import main
+from gisweep.data import prepare_data
+from gisweep.models import load_model, load_record
+from gisweep.train_batched import StackedMLP, train_batch
+
+from conftest import copy_project, snakemake
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("batched") / "data.parquet"
+    prepare_data("mnist", 7, path, seed=0, train_per_class=10)  # 100 training rows, 49 features
+    return path
+
+
+@pytest.mark.parametrize("rows,fan_in,fan_out", [(32, 784, 128), (32, 128, 128), (32, 128, 10), (8, 784, 128),
+                                                 (32, 49, 128), (12, 2, 128), (32, 128, 2), (4000, 196, 128)])
+def test_stacked_matmuls_equal_each_networks_own_bit_for_bit(rows, fan_in, fan_out):
+    """Forward (baddbmm), input gradient (g @ w) and weight gradient (g^T @ h) per slice = the 2-D calls."""
+    torch.manual_seed(0)
+    s = 3
+    h, w, b = torch.randn(s, rows, fan_in), torch.rand(s, fan_out, fan_in) - 0.5, torch.randn(s, fan_out)
+    g = torch.randn(s, rows, fan_out)
+    forward = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+    shared = torch.baddbmm(b.unsqueeze(1), h[0].expand(s, rows, fan_in), w.transpose(1, 2))  # evaluation: one x
+    for r in range(s):
+        assert torch.equal(forward[r], torch.nn.functional.linear(h[r], w[r], b[r]))
+        assert torch.equal(shared[r], torch.nn.functional.linear(h[0], w[r], b[r]))
+        assert torch.equal(torch.bmm(g, w)[r], g[r].mm(w[r]))
+        assert torch.equal(torch.bmm(g.transpose(1, 2), h)[r], g[r].t().mm(h[r]))
+        assert torch.equal(g.sum(1)[r], g[r].sum(0))
+
+
+def test_stacked_gradients_equal_autograd_of_each_network(data):
+    """One step: StackedMLP.forward_backward = nn.Sequential + CrossEntropyLoss + backward, per network."""
+    from gisweep.models import build_mlp
+
+    nets = [build_mlp("3x16", 49, 10, 0.05, generator=torch.Generator().manual_seed(s)) for s in range(3)]
+    x, y = torch.rand(3, 20, 49), torch.randint(0, 10, (3, 20))
+    losses, grads = StackedMLP.stack(nets).forward_backward(x, y)
+    for r, net in enumerate(nets):
+        loss = torch.nn.CrossEntropyLoss()(net(x[r]), y[r])
+        loss.backward()
+        assert torch.equal(losses[r], loss.detach())
+        params = [p.grad for m in net if isinstance(m, torch.nn.Linear) for p in (m.weight, m.bias)]
+        for got, want in zip(grads, params):
+            assert torch.equal(got[r], want)
+
+
+def _train_alone(data, out, seed, labels, options):
+    args = ["train", "--data", str(data), "--labels", labels, "--seed", str(seed), "--device", "cpu", "--threads", "1",
+            "--out-model", str(out / f"alone_s{seed}.pt"), "--out-history", str(out / f"alone_s{seed}.parquet")]
+    args += [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
+    assert main(args) == 0
+    return out / f"alone_s{seed}.pt", out / f"alone_s{seed}.parquet"
+
+
+def _assert_same_run(batched, alone):
+    (model_b, hist_b), (model_a, hist_a) = batched, alone
+    rec_b, rec_a = load_record(model_b), load_record(model_a)
+    assert rec_b.keys() == rec_a.keys() and rec_b["meta"] == rec_a["meta"]
+    for key in rec_a["state_dict"]:
+        assert torch.equal(rec_b["state_dict"][key], rec_a["state_dict"][key]), key
+    tb, ta = pq.read_table(hist_b), pq.read_table(hist_a)
+    assert tb.equals(ta) and tb.schema.metadata == ta.schema.metadata
+    assert load_model(model_b)(torch.zeros(1, rec_a["in_features"])).shape == (1, rec_a["n_classes"])
+    return ta.to_pandas(), rec_a["meta"]
+
+
+CASES = {
+    # real labels: the seeds reach 100 % at different epochs, and stop there
+    "sgd-momentum": ("real", dict(arch="2x16", optimizer="sgd", lr=0.05, momentum=0.9, batch_size=16, max_epochs=200,
+                                  init_scale=0.1)),
+    # random labels, few epochs: every seed hits the cap, not converged
+    "cap": ("random", dict(arch="1x8", optimizer="sgd", lr=0.01, momentum=0.9, batch_size=32, max_epochs=12,
+                           init_scale=0.05)),
+    "plain-sgd": ("random", dict(arch="2x16", optimizer="sgd", lr=0.05, momentum=0.0, batch_size=24, max_epochs=60,
+                                 init_scale=0.1)),
+    "adam": ("real", dict(arch="3x8", optimizer="adam", lr=0.01, momentum=0.9, batch_size=32, max_epochs=150,
+                          init_scale=0.5)),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_batch_equals_each_seed_trained_alone(data, tmp_path, case):
+    labels, options = CASES[case]
+    seeds = [2, 0, 5]
+    models = [tmp_path / f"batch_s{s}.pt" for s in seeds]
+    histories = [tmp_path / f"batch_s{s}.parquet" for s in seeds]
+    train_batch(data, models, histories, labels=labels, seeds=seeds, device="cpu", threads=1, **options)
+    ends = {}
+    for seed, model, history in zip(seeds, models, histories):
+        hist, meta = _assert_same_run((model, history), _train_alone(data, tmp_path, seed, labels, options))
+        assert meta["seed"] == seed and meta["epochs"] == len(hist) and list(hist.epoch) == list(range(1, len(hist) + 1))
+        assert meta["converged"] == (hist.train_acc.iloc[-1] == 1.0)
+        assert meta["converged"] or len(hist) == options["max_epochs"]
+        ends[seed] = (len(hist), meta["converged"])
+    if case == "cap":
+        assert not any(c for _, c in ends.values()), ends
+    if case in ("sgd-momentum", "adam"):
+        assert all(c for _, c in ends.values()), ends
+    if case == "sgd-momentum":
+        assert len({e for e, _ in ends.values()}) > 1, f"the seeds should stop at different epochs: {ends}"
+
+
+def test_cli_train_batch_writes_every_seed(data, tmp_path):
+    out = [tmp_path / f"m{s}.pt" for s in (1, 3)]
+    hist = [tmp_path / f"h{s}.parquet" for s in (1, 3)]
+    assert main(["train-batch", "--data", str(data), "--arch", "1x8", "--labels", "random", "--seeds", "1", "3",
+                 "--max-epochs", "3", "--device", "cpu", "--out-models", *map(str, out),
+                 "--out-histories", *map(str, hist)]) == 0
+    assert [load_record(p)["meta"]["seed"] for p in out] == [1, 3]
+    assert [len(pq.read_table(p)) for p in hist] == [3, 3]
+
+
+@pytest.mark.parametrize("seeds,outs,message", [
+    ([0, 0], 2, "distinct non-negative"),
+    ([0, -1], 2, "distinct non-negative"),
+    ([0, 1], 1, "2 seeds need as many"),
+])
+def test_bad_seeds_are_named(data, tmp_path, seeds, outs, message):
+    with pytest.raises(GisweepError, match=message):
+        train_batch(data, [tmp_path / f"m{i}.pt" for i in range(outs)], [tmp_path / f"h{i}.parquet" for i in range(outs)],
+                    arch="1x4", labels="real", seeds=seeds, device="cpu", max_epochs=1)
+
+
+def test_unknown_optimizer_is_named(data, tmp_path):
+    with pytest.raises(GisweepError, match="unknown optimizer 'rmsprop'"):
+        train_batch(data, [tmp_path / "m.pt"], [tmp_path / "h.parquet"], arch="1x4", labels="real", seeds=[0],
+                    optimizer="rmsprop", device="cpu", max_epochs=1)
+
+
+def test_workflow_trains_a_cell_in_one_job_and_a_single_seed_stays_a_target(tmp_path):
+    """models.seeds [0, 1]: a configured seed's model comes from the cell's train_batch job, a seed
+    outside models.seeds from train_real; with one seed the per-seed rules train it."""
+    project = copy_project(tmp_path / "project")
+    config = yaml.safe_load((project / "tiny.yaml").read_text())
+    config["models"]["seeds"] = [0, 1]
+    (project / "two.yaml").write_text(yaml.safe_dump(config))
+    targets = ["results/mnist/d7/1x16/real/s0/model.pt", "results/mnist/d7/1x16/random/s1/history.parquet",
+               "results/mnist/d7/1x16/real/s2/model.pt"]
+    res = snakemake(project, "--dry-run", "--printshellcmds", *targets, config="two.yaml")
+    assert res.returncode == 0, res.stdout[-4000:]
+    stats = res.stdout.split("Job stats:")[1].split("total")[0]
+    jobs = Counter({m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", stats, re.M)})
+    assert jobs == Counter(prepare_data=1, train_batch=2, train_real=1), jobs
+    assert re.search(r"--labels real --seeds 0 1 .*--out-models results/mnist/d7/1x16/real/s0/model.pt "
+                     r"results/mnist/d7/1x16/real/s1/model.pt --out-histories", res.stdout), res.stdout[-4000:]
+    one = snakemake(project, "--dry-run", targets[0])
+    assert one.returncode == 0 and "train_batch" not in one.stdout and "train_real" in one.stdout, one.stdout[-4000:]
