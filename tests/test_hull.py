@@ -442,3 +442,95 @@ def test_nearest_neighbor_distance_matches_cdist():
     np.testing.assert_allclose(dist.numpy(), ref.min(1), rtol=1e-13)
     assert index.tolist() == ref.argmin(1).tolist()
     assert dist[:3].tolist() == [0.0, 0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- scale: streaming, memory, float32
+
+
+def test_float32_hopeless_queries_stop_at_once_with_a_warning():
+    """float32 at tol 1e-6: the rounding allowance 2 (D + 2) u ||x - c|| exceeds tol * distance for one
+    training point (R = 0, so atol = 0), identical points and far queries: one pass, then a warning."""
+    rng = np.random.default_rng(20)
+    one = rng.normal(size=(1, 7))
+    queries = rng.normal(size=(5, 7))
+    with pytest.warns(RuntimeWarning, match="cannot be certified.*float32"):
+        res = hull(one, queries, dtype="float32", max_iter=500)
+    assert res.iterations.tolist() == [1] * 5 and not bool(res.certified.any())
+    np.testing.assert_allclose(res.distance.double().numpy(), np.linalg.norm(queries - one, axis=1), rtol=1e-6)
+    assert bool((res.lower <= res.distance).all()) and res.stats["hopeless"] == 5
+    # identical points: the same, and a query on them is inside (certified)
+    same = np.tile(one, (4, 1))
+    with pytest.warns(RuntimeWarning, match="cannot be certified"):
+        res = hull(same, np.concatenate([queries, one]), dtype="float32")
+    assert res.iterations.max() == 1 and res.certified.tolist() == [False] * 5 + [True]
+    # far queries in float32 (abs_tol's floor cannot cover u * 1e6 R)
+    train = rng.uniform(size=(40, 8))
+    with pytest.warns(RuntimeWarning, match="cannot be certified"):
+        res = hull(train, rng.normal(size=(3, 8)) * 1e6, dtype="float32")
+    assert bool((res.iterations == 1).all())
+    # float64 on the same cases certifies and warns of nothing
+    import warnings as w
+
+    with w.catch_warnings():
+        w.simplefilter("error")
+        assert bool(hull(one, queries).certified.all())
+
+
+def test_streamed_60000_training_points_small_dim_is_fast_and_certified():
+    """N = 60,000 at D = 8 under a 64 MiB budget: the N x N Gram (28.8 GB) is never formed, the training
+    set is streamed in blocks, every query certified, the engine's accounted peak within the budget."""
+    import time
+
+    rng = np.random.default_rng(21)
+    n, dim = 60_000, 8
+    train = rng.normal(size=(n, dim)) * rng.uniform(0.5, 2, size=dim)
+    queries = np.concatenate([rng.normal(size=(150, dim)) * 3, rng.dirichlet(np.ones(n), size=10) @ train])
+    t0 = time.perf_counter()
+    res = hull(train, queries, memory_mb=64)
+    seconds = time.perf_counter() - t0
+    assert seconds < 30, seconds
+    assert bool(res.certified.all()) and bool(res.inside[-10:].all())
+    assert res.stats["peak_bytes"] <= 64 * 2**20 < n * n * 8
+    # every certified interval holds the exact distance of a sample, by Clarabel on a screened subproblem
+    d, lo = res.distance.numpy(), res.lower.numpy()
+    for i in range(0, 150, 30):
+        w = np.zeros(n)
+        keep = res.support_index[i] >= 0
+        w[res.support_index[i][keep].numpy()] = res.support_weight[i][keep].numpy()
+        up, low = certified_bounds(train - train.mean(0), queries[i] - train.mean(0), w)
+        assert lo[i] <= low + 1e-9 and abs(up - d[i]) <= 1e-9 * d[i]
+
+
+def test_bounded_memory_budget_is_kept_and_results_agree():
+    """A budget far below N x N and below [B, N]: the accounted peak stays under it, distances agree."""
+    rng = np.random.default_rng(22)
+    train, queries = rng.normal(size=(3000, 30)), rng.normal(size=(40, 30)) * 1.5
+    big = hull(train, queries)
+    small = hull(train, queries, memory_mb=2)
+    assert small.stats["peak_bytes"] <= 2 * 2**20 < 3000 * 3000 * 8
+    assert bool(small.certified.all()) and bool(big.certified.all())
+    np.testing.assert_allclose(small.distance.numpy(), big.distance.numpy(), rtol=2 * TOL)
+
+
+@pytest.mark.parametrize("memory_mb", [None, 0.5])
+def test_adversarial_cases_match_clarabel(memory_mb):
+    """Duplicates, queries inside, on a face, on an edge's line, beyond a vertex; collinear and coplanar
+    training points; both with the default budget and with one forcing small blocks and eviction."""
+    rng = np.random.default_rng(23)
+    base = rng.normal(size=(60, 12))
+    line = 0.2 + np.outer(rng.uniform(-1, 1, 20), rng.normal(size=12))  # collinear points
+    plane = rng.normal(size=(30, 2)) @ rng.normal(size=(2, 12))  # coplanar points
+    train = np.concatenate([base, base[:20], line, plane, plane[:5]])  # duplicates of several kinds
+    face = rng.dirichlet(np.ones(3)) @ base[:3]  # a combination of three points (maybe interior)
+    queries = np.concatenate([
+        rng.dirichlet(np.ones(len(train)), size=3) @ train,  # inside
+        face[None],
+        (0.5 * (line[0] + line[1]))[None],  # on the collinear segment
+        (line[0] + 5 * (line[0] - line[1]))[None],  # on its line, beyond the points
+        base[:2] + 1e-3,  # next to training points
+        rng.normal(size=(6, 12)) * 3,  # outside
+        rng.normal(size=(2, 12)) * 1e3,  # far
+    ])
+    res = hull(train, queries, memory_mb=memory_mb)
+    check_result(train, queries, res)
+    assert bool(res.inside[:3].all())

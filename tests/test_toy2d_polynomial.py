@@ -204,7 +204,7 @@ def test_x1_hull_labelling_and_rms():
 # ---------------------------------------------------------------- sweep
 
 METRIC_COLS = ["degree", "n_coef", "n_train", "coef_ratio", "regime", "reference", "capacity_margin",
-               "train_error", "min_train_margin", "separates", "coef_norm", "test_error_inside",
+               "fit_method", "train_error", "min_train_margin", "separates", "coef_norm", "test_error_inside",
                "test_error_outside", "n_test_inside", "n_test_outside", "curve_outside_rms", "outside_ratio",
                "control_fraction", "controls_outside", "boundary_gap_inside_rms",
                "boundary_gap_outside_rms", "boundary_gap_outside_max", "region_disagree_inside",
@@ -228,13 +228,19 @@ def test_sweep_columns_rows_and_consistency(small_sweep):
     assert len(own) == len(SMALL["degrees"]) * R
     # separates is exactly the measured min margin against the threshold
     assert (own["separates"] == (own["min_train_margin"] >= DEFAULTS["separation_margin"])).all()
-    # under-parameterized (3 coefficients, 12 points): all closed-form regimes give one boundary
-    low = metrics[(metrics["degree"] == 2) & metrics["reference"].isin(["min_norm", "high_order_penalty"])
-                  & metrics["regime"].isin(["high_order_penalty", "curvature_penalty"])]
-    assert (low["boundary_gap_outside_rms"] < 1e-9).all()
-    # over-parameterized: the exact interpolants separate with the target margin
+    # fit: separate (the default): the QP wherever some polynomial separates with the target margin,
+    # least squares exactly where none does; every QP fit keeps the margin, and the penalised regimes
+    # (whose start 0 does not separate) have some point exactly at it
+    assert DEFAULTS["fit"] == "separate"
+    feasible = own["capacity_margin"] >= DEFAULTS["target_margin"]
+    assert (own["fit_method"] == np.where(feasible, P.SEPARATING, P.LEAST_SQUARES)).all()
+    assert (own.loc[feasible, "min_train_margin"] >= DEFAULTS["target_margin"] - 1e-9).all()
+    assert own.loc[feasible, "separates"].all() and (own.loc[feasible, "train_error"] == 0).all()
     hi = own[(own["degree"] == 30) & own["regime"].isin(["min_norm", "high_order_penalty", "curvature_penalty"])]
-    assert hi["separates"].all() and np.allclose(hi["min_train_margin"], DEFAULTS["target_margin"], atol=1e-6)
+    assert len(hi) == 3 and np.allclose(hi["min_train_margin"], DEFAULTS["target_margin"], atol=1e-9)
+    # gd_zero's separating fit is the separator closest to 0: min_norm's
+    sep = metrics[(metrics["regime"] == "gd_zero") & (metrics["reference"] == "min_norm") & (metrics["degree"] == 30)]
+    assert (sep["boundary_gap_outside_rms"] < 1e-9).all()
     assert (own["n_test_inside"] + own["n_test_outside"] == SMALL["n_test"]).all()
     for col in ("region_disagree_inside", "region_disagree_outside", "test_disagree_inside", "test_disagree_outside"):
         assert metrics[col].between(0, 1).all()
@@ -254,6 +260,20 @@ def test_sweep_columns_rows_and_consistency(small_sweep):
     g = curves[curves["kind"] == "true_curve"]
     np.testing.assert_allclose(own["curve_outside_rms"], P.rms(g.loc[~g["inside_x1hull"], "x2"].to_numpy()))
     np.testing.assert_allclose(own["outside_ratio"], own["boundary_gap_outside_rms"] / own["curve_outside_rms"])
+
+
+def test_interpolate_fit_keeps_the_least_squares_sweep():
+    """fit: interpolate: every regime's least-squares fit of the margin targets (fit_method least_squares)."""
+    metrics, _ = P.polynomial_sweep({**SMALL, "fit": "interpolate"})
+    own = metrics[metrics["reference"] == "truth"]
+    assert (own["fit_method"] == P.LEAST_SQUARES).all()
+    # under-parameterized (3 coefficients, 12 points): all closed-form regimes give one boundary
+    low = metrics[(metrics["degree"] == 2) & metrics["reference"].isin(["min_norm", "high_order_penalty"])
+                  & metrics["regime"].isin(["high_order_penalty", "curvature_penalty"])]
+    assert (low["boundary_gap_outside_rms"] < 1e-9).all()
+    # over-parameterized: the exact interpolants separate with the target margin
+    hi = own[(own["degree"] == 30) & own["regime"].isin(["min_norm", "high_order_penalty", "curvature_penalty"])]
+    assert hi["separates"].all() and np.allclose(hi["min_train_margin"], DEFAULTS["target_margin"], atol=1e-6)
 
 
 def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
@@ -283,6 +303,7 @@ def test_sweep_is_deterministic_and_seed_dependent(small_sweep):
     ({"train_x1": [-1.5, 0.0]}, "overparam.polynomial.train_x1[0]"),
     ({"train_x1": [0.0]}, "overparam.polynomial.train_x1"),
     ({"control_fraction": 0}, "overparam.polynomial.control_fraction"),
+    ({"fit": "exact"}, "overparam.polynomial.fit"),
     ({"outside_extent": 0.25}, r"overparam.polynomial: unknown key\(s\) ['outside_extent']"),
 ])
 def test_bad_config_raises_naming_the_key(cfg, needle):
@@ -327,9 +348,15 @@ def test_cli_sweep_and_plots(tmp_path, capsys):
 
 
 def test_gd_steps_zero_keeps_the_start():
-    """gd_steps 0 is allowed (schema minimum 0): gradient descent from zero stays at zero."""
-    m, _ = P.polynomial_sweep({**SMALL, "degrees": [4], "regimes": ["gd_zero"], "gd_steps": 0})
+    """gd_steps 0 is allowed (schema minimum 0): with fit: interpolate gradient descent from zero
+    stays at zero; with fit: separate gd_steps plays no part where the QP applies."""
+    cfg = {**SMALL, "degrees": [4], "regimes": ["gd_zero"], "gd_steps": 0}
+    m, _ = P.polynomial_sweep({**cfg, "fit": "interpolate"})
     assert m["coef_norm"].iloc[0] == 0.0
+    m0, _ = P.polynomial_sweep(cfg)
+    m1, _ = P.polynomial_sweep({**cfg, "gd_steps": 5})
+    assert m0["fit_method"].iloc[0] == P.SEPARATING and m0["coef_norm"].iloc[0] > 0
+    pd.testing.assert_frame_equal(m0, m1)
 
 
 # ---------------------------------------------------------------- whole-domain regimes
@@ -448,3 +475,120 @@ def test_sweep_verdict_follows_the_table():
     top = table[table["degree"] == 40].set_index("regime")
     ctrl = [r for r in top.index if top.loc[r, "controls_outside"] and r != "min_norm"]
     assert v["verdict"][0] == (P.HOLDS if ctrl and not top.loc["min_norm", "controls_outside"] else P.FAILS)
+
+
+# ---------------------------------------------------------------- the separating fit (a QP)
+
+
+def _clarabel_qp(phi, x2, y, margin, M, c0):
+    """The same QP solved directly by Clarabel (interior point, independent of the dual/NNLS route):
+    min 1/2 (c - c0)^T H (c - c0) s.t. y phi c <= y x2 - margin."""
+    import clarabel
+    import scipy.sparse as sp
+
+    H = M.T @ M
+    settings = clarabel.DefaultSettings()
+    settings.verbose = False
+    settings.tol_gap_abs = settings.tol_gap_rel = settings.tol_feas = 1e-12
+    solver = clarabel.DefaultSolver(sp.csc_matrix(np.triu(H)), -H @ c0, sp.csc_matrix(y[:, None] * phi),
+                                    y * x2 - margin, [clarabel.NonnegativeConeT(len(y))], settings)
+    sol = solver.solve()
+    assert str(sol.status) in ("Solved", "AlmostSolved")
+    return np.array(sol.x)
+
+
+def _small_data(n, degree, seed, frequency=5.0):
+    cfg = resolve({"n_train": n, "seed": seed, "curve_frequency": frequency}, "polynomial")
+    from gisweep.toy2d.data import make_training_data
+
+    xy, y = make_training_data(cfg)
+    return cfg, xy, y.astype(np.float64), P.legendre_features(xy[:, 0], degree)
+
+
+@pytest.mark.parametrize("regime", P.regimes())
+@pytest.mark.parametrize("n,degree,frequency", [(12, 5, 5.0), (12, 30, 5.0), (10, 15, 30.0), (16, 60, 5.0)])
+def test_separating_fit_matches_clarabel_and_kkt(regime, n, degree, frequency):
+    cfg, xy, y, phi = _small_data(n, degree, seed=degree, frequency=frequency)
+    margin = cfg["target_margin"]
+    assert P.capacity_margin(phi, xy, y) >= margin
+    M, c0 = P.separating_penalty(regime, cfg, degree)
+    c, mu = P.separating_fit(phi, xy[:, 1], y, margin, M, c0)
+    ref = _clarabel_qp(phi, xy[:, 1], y, margin, M, c0)
+    obj = lambda v: float(np.sum((M @ (v - c0)) ** 2))                       # noqa: E731
+    # the same boundary over [-1, 1] and the same optimal value
+    xs = np.linspace(-1, 1, 201)
+    scale = max(1.0, float(np.max(np.abs(P.boundary(ref, xs)))))
+    np.testing.assert_allclose(P.boundary(c, xs), P.boundary(ref, xs), atol=1e-6 * scale)
+    assert obj(c) == pytest.approx(obj(ref), rel=1e-6, abs=1e-12)
+    # KKT: primal feasibility, dual feasibility, complementary slackness, stationarity
+    slack = y * (xy[:, 1] - phi @ c) - margin                                  # (n,) >= 0
+    assert slack.min() >= -1e-9
+    assert mu.min() >= 0.0
+    assert np.max(np.abs(mu * slack)) <= 1e-8 * max(1.0, float(np.max(mu)))
+    grad = M.T @ (M @ (c - c0))                                                # (p,)
+    np.testing.assert_allclose(grad, -phi.T @ (y * mu), atol=1e-7 * max(1.0, float(np.max(np.abs(grad)))))
+
+
+def test_separating_fit_infeasible_returns_none_and_sweep_falls_back_to_least_squares():
+    x = np.linspace(-0.5, 0.5, 6)
+    y = np.array([1, -1, 1, -1, 1, -1], dtype=np.float64)
+    xy = np.stack([x, -0.1 * y], axis=1)                                      # every point on the wrong side of 0
+    phi = P.legendre_features(x, 0)                                           # a constant cannot separate
+    assert P.capacity_margin(phi, xy, y) < 0
+    assert P.separating_fit(phi, xy[:, 1], y, 0.025, np.eye(1), np.zeros(1)) is None
+    cfg = resolve({}, "polynomial")
+    c, method = P.fit_boundary("min_norm", phi, xy, y, cfg, 0, P.capacity_margin(phi, xy, y))
+    assert method == P.LEAST_SQUARES
+    np.testing.assert_allclose(c, P.fit_regime("min_norm", phi, P.margin_targets(xy, y, cfg["target_margin"]), cfg, 0))
+    # the same points become separable at degree 5: the QP then applies
+    phi5 = P.legendre_features(x, 5)
+    c5, method5 = P.fit_boundary("min_norm", phi5, xy, y, cfg, 5, P.capacity_margin(phi5, xy, y))
+    assert method5 == P.SEPARATING and P.signed_margins(c5, xy, y).min() >= cfg["target_margin"] - 1e-9
+
+
+def test_separating_fit_leaves_the_boundary_free_where_the_prior_separates():
+    """truth_prior: when the projection of g separates the data with the margin it is the answer,
+    inside and outside the hull (no target beside each point to pull it away)."""
+    cfg, xy, y, phi = _small_data(12, 30, seed=1)
+    a = P.curve_coefficients(cfg, 30)
+    assert P.signed_margins(a, xy, y).min() > cfg["target_margin"]            # gap 0.05 > margin 0.025
+    c, _ = P.fit_boundary("truth_prior", phi, xy, y, cfg, 30, P.capacity_margin(phi, xy, y))
+    np.testing.assert_allclose(c, a, atol=1e-10)
+    # the least-squares fit of the targets does not: it must pass 0.025 beside every point
+    c_ls = P.fit_regime("truth_prior", phi, P.margin_targets(xy, y, cfg["target_margin"]), cfg, 30)
+    assert np.max(np.abs(c_ls - a)) > 1e-2
+
+
+def test_gd_random_separating_fit_keeps_the_starts_null_space_part():
+    cfg, xy, y, phi = _small_data(12, 30, seed=2)
+    c, _ = P.fit_boundary("gd_random", phi, xy, y, cfg, 30, P.capacity_margin(phi, xy, y))
+    c0 = P.random_start(cfg, 30)
+    vt = np.linalg.svd(phi)[2]
+    np.testing.assert_allclose(vt[12:] @ c, vt[12:] @ c0, atol=1e-9)          # null part untouched
+    assert np.linalg.norm(vt[:12] @ (c - c0)) > 1e-3                           # moved to separate
+
+
+def _verdict_of(cfg):
+    metrics, _ = P.polynomial_sweep(cfg)
+    table = P.regime_table(metrics)
+    return table, list(P.polynomial_verdict(table, DEFAULTS["control_fraction"], DEFAULTS["separation_margin"])["verdict"])
+
+
+def test_paper_claim_verdict_comes_out_both_ways_on_constructed_cases():
+    """Where the claim is true (a smooth curve the over-parameterized degree can represent) the
+    separating fit lets the oracle regime control the boundary outside while min_norm does not:
+    'holds'. The exact fit of fit: interpolate cannot show it (the zig-zags between nearby points
+    of opposite classes), nor can any fit when the true curve oscillates faster than the top degree
+    can follow outside the hull: 'does not hold'."""
+    base = {**SMALL, "degrees": [3, 30]}
+    table, v = _verdict_of(base)
+    top = table[table["degree"] == 30].set_index("regime")
+    assert v[0] == P.HOLDS
+    assert top.loc["truth_prior", "outside_ratio"] < 1e-6 and top.loc["min_norm", "outside_ratio"] > 0.5
+    _, v_interp = _verdict_of({**base, "fit": "interpolate"})
+    assert v_interp[0] == P.FAILS
+    fast = {**SMALL, "degrees": [3, 15], "curve_frequency": 30.0}
+    table_fast, v_fast = _verdict_of(fast)
+    assert (table_fast["fit_method"][table_fast["degree"] == 15] == P.SEPARATING).all()
+    assert v_fast[0] == P.FAILS
+    assert not table_fast.loc[table_fast["degree"] == 15, "controls_outside"].any()

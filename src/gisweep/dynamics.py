@@ -52,7 +52,7 @@ def same_weights(model: torch.nn.Module, reference_path) -> bool:
 
 def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epochs, classes=(5,),
                        t_min: float = -1.0, t_max: float = 2.0, labels: str = "real", dtype: str = "float64",
-                       memory_mb: float = 1024.0, reference_model=None, out_model=None, **options) -> pd.DataFrame:
+                       memory_mb: float | None = None, reference_model=None, out_model=None, **options) -> pd.DataFrame:
     """Train as the train stage does, measuring GI and accuracy at each checkpoint; write `out`.
 
     options: the training options of gisweep.train.start_training (lr, batch_size, device, threads, ...).
@@ -160,7 +160,8 @@ def register_cli(sub) -> None:
     p.add_argument("--t-max", type=float, default=2.0)
     add_training_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=1024.0)
+    p.add_argument("--memory-mb", type=float, default=None,
+                   help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--reference-model", default=None, help="model.pt the retrained network must equal")
     p.add_argument("--out-model", default=None)
     p.add_argument("--out", required=True)

@@ -59,7 +59,7 @@ def fraction_labels(y_true: np.ndarray, fraction: float, seed: int) -> tuple[np.
 
 
 def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed: int, classes=(5,),
-                 t_min: float = -1.0, t_max: float = 2.0, dtype: str = "float64", memory_mb: float = 1024.0,
+                 t_min: float = -1.0, t_max: float = 2.0, dtype: str = "float64", memory_mb: float | None = None,
                  **options) -> pd.DataFrame:
     """Train one model on labels randomised at `percent` %, measure pair GI; write model and a one-row table.
 
@@ -130,7 +130,8 @@ def register_cli(sub) -> None:
     p.add_argument("--t-max", type=float, default=2.0)
     add_training_args(p)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=1024.0)
+    p.add_argument("--memory-mb", type=float, default=None,
+                   help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--out-model", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: fraction_run(

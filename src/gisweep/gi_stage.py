@@ -17,7 +17,7 @@ from gisweep.runtime import pick_device, pick_dtype
 
 
 def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", dtype: str = "float64",
-               memory_mb: float = 1024.0, threads: int | None = None) -> None:
+               memory_mb: float | None = None, threads: int | None = None) -> None:
     import torch
 
     if threads:
@@ -51,7 +51,8 @@ def register_cli(sub) -> None:
     p.add_argument("--lines", required=True)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=1024.0)
+    p.add_argument("--memory-mb", type=float, default=None,
+                   help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: batched_gi(a.model, a.data, a.lines, a.out, device=a.device, dtype=a.dtype,

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,8 +147,9 @@ class _Memory:
     def __init__(self, budget: float):
         self.budget, self.peak = budget, 0
 
-    def note(self, *tensors) -> None:
-        used = sum(t.numel() * t.element_size() for t in tensors if t is not None)
+    def note(self, *tensors, extra: float = 0) -> None:
+        """Record the bytes of these tensors (plus extra bytes) as in use together."""
+        used = extra + sum(t.numel() * t.element_size() for t in tensors if t is not None)
         self.peak = max(self.peak, used)
 
     def fit(self, per_item: float, share: float = 1.0) -> int:
@@ -228,7 +230,7 @@ def _screen(X, sq, x, k: int, block: int, mem: _Memory):
     best_i = torch.empty(b, 0, dtype=torch.int64, device=x.device)
     for s0 in range(0, N, block):
         s1 = min(s0 + block, N)
-        approx = sq[s0:s1].unsqueeze(0) - 2 * (x @ X[s0:s1].T)  # [b, nb] = ||x - X_i||^2 - ||x||^2
+        approx = torch.addmm(sq[s0:s1].unsqueeze(0), x, X[s0:s1].T, alpha=-2)  # [b, nb] ||x - X_i||^2 - ||x||^2
         mem.note(approx, approx, best_v, best_i)
         blk = approx.topk(min(k, s1 - s0), dim=1, largest=False)  # the block's best, then a small merge
         vals = torch.cat([best_v, blk.values], 1)
@@ -296,6 +298,22 @@ def _primal(X, x, cand, lam, used, sub: int):
 
 
 # ----------------------------------------------------------------------------- restricted solve
+
+
+@contextmanager
+def _few_threads(dev):
+    """One CPU thread inside: the restricted solve is many small ops, for which a thread pool mostly waits
+    (on a busy machine each op waits for the slowest thread). Restored after; nothing changes on CUDA."""
+    if dev.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 
 def _restricted(gram, h, lam, used, valid, eps, rounds, refine, reg: float, beta: float, add_per_iter: int):
@@ -536,6 +554,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         return mem.fit(item * (3 * width * D + 6 * (width + 1) ** 2), share=0.25)
 
     gram = _candidate_gram(X, cand, valid, sub_rows(B, k))  # [B, k, k]
+    mem.note(gram, x, extra=item * sub_rows(B, k) * k * D)
     g0 = x - X[cand[:, 0]]  # [B, D]
     h = torch.zeros(B, k, dtype=dt, device=dev)
     for s in range(0, B, sub_rows(B, k)):
@@ -562,15 +581,18 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         eps = torch.clamp(target, min=noise)
         sub = sub_rows(rows.numel(), cand.shape[1])
         spent = torch.empty_like(it)
-        for s in range(0, rows.numel(), sub):
-            sl = slice(s, s + sub)
-            mem.note(gram, h, lam, cand, x, gram[sl], gram[sl], gram[sl])
-            h[sl], lam[sl], used[sl], spent[sl] = _restricted(
-                gram[sl], h[sl], lam[sl], used[sl], valid[sl], eps[sl], budget_r[sl], refine[sl],
-                reg_rel * scale2, scale2, add_per_iter)
+        with _few_threads(dev):
+            for s in range(0, rows.numel(), sub):
+                sl = slice(s, s + sub)
+                mem.note(gram, h, lam, cand, x, gram[sl], gram[sl], gram[sl])
+                h[sl], lam[sl], used[sl], spent[sl] = _restricted(
+                    gram[sl], h[sl], lam[sl], used[sl], valid[sl], eps[sl], budget_r[sl], refine[sl],
+                    reg_rel * scale2, scale2, add_per_iter)
         it += spent
         # 3. certification pass from the primal point
-        g, gg, gp = _primal(X, x[rows], cand, lam, used, sub_rows(rows.numel(), int(used.sum(1).max())))
+        sub = sub_rows(rows.numel(), int(used.sum(1).max()))
+        mem.note(gram, h, lam, cand, x, extra=item * sub * int(used.sum(1).max()) * D)
+        g, gg, gp = _primal(X, x[rows], cand, lam, used, sub)
         vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
         it += 1
         n_pass += 1
@@ -583,7 +605,6 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         # every round was; the certificate rule itself is unchanged
         refine = (gap > tol * dist) & (gap <= atol) & (tol * gg >= 0.5 * unit * scale2) & (retries < 2)
         retries += refine.long()
-        import sys; print("pass", n_pass, "spent", spent.double().mean().item(), "relgap>tol", int((gap > tol*dist).sum()), "atol-only", int(((gap>tol*dist)&(gap<=atol)).sum()), "refine", int(refine.sum()), "posviol", (top_v>0).sum(1).double().mean().item(), "k", cand.shape[1], "used", used.sum(1).double().mean().item(), file=sys.stderr)
         done = ((gap <= torch.clamp(tol * dist, min=atol)) & ~refine) | (it >= max_iter) | hopeless[rows]
         n_done = int(done.sum())  # host sync: one a pass
         n_going = rows.numel() - n_done
@@ -612,7 +633,8 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
                          top_v[s : s + sub] + gp[s : s + sub, None], width)
                  for s in range(0, b, sub)]
         cand, valid, lam, used, h, gram = (torch.cat([p[i] for p in parts]) for i in range(6))
-        mem.note(gram, h, lam, cand, x, gram[:sub], gram[:sub])
+        # the old and new state together, plus one sub-batch's gathered rows [sub, w, D] and [sub, m, D]
+        mem.note(gram, h, lam, cand, x, gram, h, lam, extra=item * sub * (width + PASS_ADD) * D * 2)
 
     width = max(t[1].shape[1] for t in res_idx)
     out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)

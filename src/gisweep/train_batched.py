@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,53 @@ from gisweep.data import load_table, training_labels
 from gisweep.models import build_mlp, parse_arch
 from gisweep.runtime import pick_device
 from gisweep.train import add_training_args, make_optimizer, run_settings, save_run, start_model, training_args
+
+
+# (call, operand shapes and strides, threads) -> whether the batched kernel equals the per-network 2-D calls
+_BATCHED_EXACT: dict[tuple, bool] = {}
+
+
+def _exact(key: tuple, batched: Callable[[], torch.Tensor], per_network: Callable[[], torch.Tensor],
+           device: torch.device) -> torch.Tensor:
+    """batched(), where on a CPU it equals per_network() (the S 2-D calls of one network alone), else per_network().
+
+    Which kernel MKL runs for a batched product, and hence its rounding, depends on the shapes and
+    the thread count: for most of this project's shapes a slice of torch.bmm equals torch.mm bit for
+    bit, for some small ones it does not. The first call of each (key, threads) on a CPU computes
+    both and keeps the batched kernel only if they agree; it returns the 2-D result either way. On a
+    GPU the batched kernel is used (no bit-equality is promised there).
+    """
+    if device.type != "cpu":
+        return batched()
+    key = (*key, torch.get_num_threads())
+    ok = _BATCHED_EXACT.get(key)
+    if ok is None:
+        ref = per_network()
+        _BATCHED_EXACT[key] = torch.equal(batched(), ref)
+        return ref
+    return batched() if ok else per_network()
+
+
+def _layout(*tensors: torch.Tensor) -> tuple:
+    return tuple((tuple(t.shape), t.stride()) for t in tensors)
+
+
+def stacked_linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """b + h @ w^T per network: h [S, B, in], w [S, out, in], b [S, out] -> [S, B, out] (nn.Linear's addmm)."""
+    return _exact(("linear", *_layout(h, w, b)), lambda: torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)),
+                  lambda: torch.stack([torch.addmm(b[r], h[r], w[r].t()) for r in range(len(w))]), h.device)
+
+
+def stacked_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b per network: a [S, m, k], b [S, k, n] -> [S, m, n] (torch.mm of each pair of slices)."""
+    return _exact(("mm", *_layout(a, b)), lambda: torch.bmm(a, b),
+                  lambda: torch.stack([a[r].mm(b[r]) for r in range(len(a))]), a.device)
+
+
+def stacked_row_sum(g: torch.Tensor) -> torch.Tensor:
+    """g summed over its rows per network: g [S, B, n] -> [S, n] (the bias gradient of nn.Linear)."""
+    return _exact(("sum", *_layout(g)), lambda: g.sum(1), lambda: torch.stack([g[r].sum(0) for r in range(len(g))]),
+                  g.device)
 
 
 class StackedMLP:
@@ -72,7 +120,7 @@ class StackedMLP:
         """[x, h_1, ..., h_L, logits] for x [S, B, F]: h_k [S, B, width] after the ReLU, logits [S, B, C]."""
         hs, last = [x], len(self.weights) - 1
         for k, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.baddbmm(b.unsqueeze(1), hs[-1], w.transpose(1, 2))  # [S, B, out] = b + h @ w^T, per network
+            h = stacked_linear(hs[-1], w, b)  # [S, B, out] = b + h @ w^T, per network
             hs.append(h.relu_() if k < last else h)
         return hs
 
@@ -96,9 +144,9 @@ class StackedMLP:
         g = torch.ops.aten._log_softmax_backward_data(g, logp, 2, logp.dtype)  # [S, B, C] d loss / d logits
         grads: list[torch.Tensor] = []
         for k in reversed(range(len(self.weights))):
-            grads[:0] = [torch.bmm(g.transpose(1, 2), hs[k]), g.sum(1)]  # [S, out, in], [S, out]
+            grads[:0] = [stacked_mm(g.transpose(1, 2), hs[k]), stacked_row_sum(g)]  # [S, out, in], [S, out]
             if k > 0:
-                g = torch.ops.aten.threshold_backward(torch.bmm(g, self.weights[k]), hs[k], 0)  # [S, B, in]
+                g = torch.ops.aten.threshold_backward(stacked_mm(g, self.weights[k]), hs[k], 0)  # [S, B, in]
         return losses, grads
 
     def select(self, keep: list[int]) -> "StackedMLP":
@@ -117,24 +165,30 @@ class StackedMLP:
 
 
 class StackedOptimizer:
-    """One optimizer over the stacked tensors; each row is updated as its network's own optimizer would.
+    """One optimizer for the stacked tensors; each row is updated as its network's own optimizer would.
 
-    SGD: torch.optim.SGD's single-tensor update (CPU), written out: buf = grad at the first step, else
-    buf = momentum * buf + grad; param -= lr * buf (param -= lr * grad without momentum). It acts
-    element by element, so on a stack it updates each row exactly as on that network alone.
-    Other optimizers (Adam): torch.optim itself on the stacked tensors (also element by element).
-    `select(keep)` keeps the rows `keep` of the tensors and of the optimizer state.
+    SGD: torch.optim.SGD's single-tensor update (the CPU path), written out once for the whole stack:
+    buf = grad at the first step, else buf = momentum * buf + grad; param -= lr * buf (param -= lr *
+    grad without momentum). Its two kernels (mul_, add_ with alpha) act element by element and round
+    alike in their vectorised and scalar parts, so a row is updated as the network alone would be
+    (tests/test_batched_training.py checks odd sizes). Other optimizers (Adam): torch.optim itself,
+    on each row as its own parameter (views into the stack): Adam's kernels (lerp_, addcdiv_) round
+    differently in the scalar tail of a tensor, so the rows keep the shapes they have alone.
+    `select(keep, tensors)` carries the state of the rows `keep` over to a smaller stack.
     """
 
     def __init__(self, name: str, tensors: list[torch.Tensor], lr: float, momentum: float):
         self.name, self.lr, self.momentum, self.tensors = name, lr, momentum, tensors
         self.buffers: list[torch.Tensor | None] = [None] * len(tensors)
-        self.torch_opt = None if name == "sgd" else make_optimizer(name, [nn.Parameter(t) for t in tensors], lr, momentum)
+        self.rows = [[nn.Parameter(t[r]) for t in tensors] for r in range(tensors[0].shape[0])]
+        self.torch_opt = None if name == "sgd" else make_optimizer(name, [p for row in self.rows for p in row], lr,
+                                                                   momentum)
 
     def step(self, grads: list[torch.Tensor]) -> None:
         if self.torch_opt is not None:
-            for p, g in zip(self.torch_opt.param_groups[0]["params"], grads):
-                p.grad = g
+            for r, row in enumerate(self.rows):
+                for p, g in zip(row, grads):
+                    p.grad = g[r]
             self.torch_opt.step()
             return
         for i, (t, g) in enumerate(zip(self.tensors, grads)):
@@ -151,11 +205,11 @@ class StackedOptimizer:
         new = StackedOptimizer(self.name, tensors, self.lr, self.momentum)
         new.buffers = [None if b is None else b[keep].clone() for b in self.buffers]
         if self.torch_opt is not None:
-            for old, par in zip(self.torch_opt.param_groups[0]["params"], new.torch_opt.param_groups[0]["params"]):
-                state = self.torch_opt.state.get(old)
-                if state:
-                    new.torch_opt.state[par] = {k: (v[keep].clone() if torch.is_tensor(v) and v.dim() > 0 else
-                                                    v.clone() if torch.is_tensor(v) else v) for k, v in state.items()}
+            for old_row, new_row in zip((self.rows[r] for r in keep), new.rows):
+                for old, par in zip(old_row, new_row):
+                    if self.torch_opt.state.get(old):
+                        new.torch_opt.state[par] = {k: v.clone() if torch.is_tensor(v) else v
+                                                    for k, v in self.torch_opt.state[old].items()}
         return new
 
 

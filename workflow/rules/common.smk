@@ -307,6 +307,11 @@ def summary_targets():
     return [*SUMMARY.values(), *CLAIMS.values()]
 
 
+def memory_option(memory_mb):
+    """`--memory-mb N`, or nothing when the config leaves the budget to the device (null)."""
+    return "" if memory_mb is None else f"--memory-mb {memory_mb}"
+
+
 def gpus():
     """GPUs a job that can use one asks SLURM for: one when the config's device is CUDA."""
     return 1 if config["device"].startswith("cuda") else 0

@@ -24,7 +24,7 @@ rule gi_during_training:
         t_max=DYNAMICS["t_max"],
         device=config["device"],
         dtype=config["gi"]["dtype"],
-        memory_mb=config["gi"]["memory_mb"],
+        memory=memory_option(config["gi"]["memory_mb"]),
         train=lambda wc: train_options(wc.dataset),
     threads: 1  # as the train rule: the same thread count keeps the retrained weights bit-identical
     resources:
@@ -37,7 +37,7 @@ rule gi_during_training:
         "python -m gisweep gi-during-training --data {input.data} --arch {wildcards.arch} --seed {wildcards.seed}"
         " --checkpoint-epochs {params.epochs} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
         " {params.train} --device {params.device}"
-        " --dtype {params.dtype} --memory-mb {params.memory_mb} --threads {threads}"
+        " --dtype {params.dtype} {params.memory} --threads {threads}"
         " --reference-model {input.reference} --out {output.table} > {log} 2>&1"
 
 

@@ -25,7 +25,7 @@ rule label_fraction_run:
         train=lambda wc: train_options(wc.dataset, max_epochs=FRACTIONS["max_epochs"]),
         device=config["device"],
         dtype=config["gi"]["dtype"],
-        memory_mb=config["gi"]["memory_mb"],
+        memory=memory_option(config["gi"]["memory_mb"]),
     threads: 1
     resources:
         gpu=gpus(),
@@ -37,7 +37,7 @@ rule label_fraction_run:
         "python -m gisweep label-fraction-run --data {input.data} --percent {wildcards.pct} --arch {wildcards.arch}"
         " --seed {wildcards.seed} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
         " {params.train} --device {params.device}"
-        " --dtype {params.dtype} --memory-mb {params.memory_mb} --threads {threads}"
+        " --dtype {params.dtype} {params.memory} --threads {threads}"
         " --out-model {output.model} --out {output.run} > {log} 2>&1"
 
 

@@ -9,7 +9,7 @@ rule batched_gi:
     params:
         device=config["device"],
         dtype=config["gi"]["dtype"],
-        memory_mb=config["gi"]["memory_mb"],
+        memory=memory_option(config["gi"]["memory_mb"]),
     threads: 2
     resources:
         gpu=gpus(),
@@ -19,7 +19,7 @@ rule batched_gi:
         ENV
     shell:
         "python -m gisweep batched-gi --model {input.model} --data {input.data} --lines {input.lines}"
-        " --device {params.device} --dtype {params.dtype} --memory-mb {params.memory_mb}"
+        " --device {params.device} --dtype {params.dtype} {params.memory}"
         " --threads {threads} --out {output.gi} > {log} 2>&1"
 
 

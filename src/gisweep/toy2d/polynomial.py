@@ -13,26 +13,41 @@ does so because of how it was trained, not because Legendre polynomials grow pas
 Model: the classifier sign(x2 - p(x1)) with boundary p(x1) = sum_k c_k P_k(x1), P_k the standard
 Legendre polynomials (numpy.polynomial.legendre, P_k(1) = 1); degree d has d + 1 coefficients.
 
-Training: every regime fits the same margin targets t_i = x2_i - y_i * target_margin (the
-boundary passes target_margin from each training point, on that point's side) in the
-least-squares sense; an exact fit therefore separates every training point with vertical margin
-target_margin. With fewer coefficients than points the least-squares solution is unique (up to
-numerical rank) and all closed-form regimes coincide; with more, the interpolants form an affine
-family and the regime picks one:
+Training (`fit`): with `fit: separate` (the default) every regime solves a quadratic program: the
+boundary minimising the regime's penalty subject to every training point lying on its own side at
+vertical distance >= target_margin, y_i (x2_i - p(x1_i)) >= target_margin (linear inequalities;
+gisweep.toy2d.separating_qp). The boundary is free between training points: nothing forces it
+through a target beside each point. When no polynomial of the degree separates with that margin
+(capacity_margin < target_margin) the regime falls back to its least-squares fit below, and the
+row says so (fit_method 'least_squares'). With `fit: interpolate` every regime fits the margin
+targets t_i = x2_i - y_i * target_margin in the least-squares sense (an exact fit, once the degree
+can interpolate, passes target_margin from each point on its side, which forces zig-zags between
+nearby points of opposite classes). The regimes, as (penalty, start or prior) of the separating fit
+and as least-squares fits:
 
-  min_norm            minimum Euclidean norm of c (pseudo-inverse / lstsq)
-  gd_zero             gradient descent on (1/2n)||Phi c - t||^2 from c = 0, step 1/L, gd_steps steps
-  gd_random           the same from c0 ~ N(0, gd_init_scale^2 / (d + 1)) per coefficient
-  high_order_penalty  minimum sum_k ((1 + k)^penalty_power c_k)^2
-  curvature_penalty   minimum integral over [-1, 1] of p''(x1)^2: penalises the boundary over the
+  min_norm            separate: min ||c||^2.  interpolate: minimum-norm least squares (lstsq)
+  gd_zero             separate: the separator closest to the start c0 = 0 (min ||c - c0||^2), the
+                      limit of per-example projections (Hildreth's row-action method) from c0:
+                      equal to min_norm. interpolate: gradient descent on (1/2n)||Phi c - t||^2
+                      from c = 0, step 1/L, gd_steps steps (early stopping included)
+  gd_random           the same from c0 ~ N(0, gd_init_scale^2 / (d + 1)) per coefficient; both ways
+                      the start's component in Phi's null space is kept (updates move c only along
+                      the training rows), which is what the start decides outside the hull
+  high_order_penalty  min sum_k ((1 + k)^penalty_power c_k)^2
+  curvature_penalty   min integral over [-1, 1] of p''(x1)^2: penalises the boundary over the
                       whole domain, inside and outside the hull, without knowing the true curve
-  truth_prior         minimum integral over [-1, 1] of (p(x1) - g(x1))^2: the boundary we want,
+                      (separate: plus CURVATURE_TIE_BREAK x integral of p^2, so that the penalty
+                      has full rank and the minimiser is unique; lines cost no curvature)
+  truth_prior         min integral over [-1, 1] of (p(x1) - g(x1))^2: the boundary we want,
                       asked for over the whole domain (inside and outside the hull); it knows g,
                       so it tests whether the boundary *can* be steered outside, not whether it
-                      generalizes by itself
+                      generalizes by itself. When the projection of g on the degree separates the
+                      data with the margin, the separating fit is that projection
 
-Gradient descent is computed exactly in the SVD basis of Phi (the iterate after T steps in closed
-form), so any number of steps costs one SVD; tests check it against explicit iteration.
+Gradient descent (fit: interpolate, and the least-squares fallback) is computed exactly in the SVD
+basis of Phi (the iterate after T steps in closed form), so any number of steps costs one SVD; tests
+check it against explicit iteration. The separating fits are checked against Clarabel (an
+interior-point QP solver) and the KKT conditions in the tests.
 
 "Inside": for the boundary curve, x1 inside the training hull's x1-range [min x1_i, max x1_i]
 (outside: the rest of [-1, 1]); for classification (grid, test points), inside the 2-D convex hull
@@ -59,6 +74,7 @@ from numpy.polynomial import legendre as L
 
 from gisweep import GisweepError
 from gisweep.toy2d.config import parse_config_json, part_schema, resolve
+from gisweep.toy2d.separating_qp import separating_fit
 from gisweep.toy2d.data import (
     band_x2_range,
     compare_rows,
@@ -75,6 +91,8 @@ from gisweep.toy2d.data import (
 DOMAIN = (-1.0, 1.0)          # Legendre's interval: the basis's orthogonality interval, |P_k| <= 1 on it
 QUADRATURE_EXTRA = 64         # Gauss-Legendre nodes beyond the degree for projecting g (exact to rounding)
 HOLDS, FAILS, UNMEASURED = "holds", "does not hold", "not measured"
+CURVATURE_TIE_BREAK = 1e-6    # curvature_penalty's separating fit adds this x integral of p^2 (full rank)
+SEPARATING, LEAST_SQUARES = "separating_qp", "least_squares"      # fit_method values
 
 
 def regimes() -> list[str]:
@@ -211,17 +229,23 @@ def capacity_margin(phi: np.ndarray, xy: np.ndarray, y: np.ndarray) -> float:
     return float(-res.fun)
 
 
+def random_start(cfg: dict, degree: int) -> np.ndarray:
+    """gd_random's start c0 (degree + 1,) ~ N(0, gd_init_scale^2 / (degree + 1)) per coefficient."""
+    p = degree + 1
+    rng = np.random.default_rng(np.random.SeedSequence([cfg["seed"], 3, degree]))
+    return rng.normal(0.0, cfg["gd_init_scale"] / np.sqrt(p), p)
+
+
 def fit_regime(regime: str, phi: np.ndarray, t: np.ndarray, cfg: dict, degree: int) -> np.ndarray:
-    """Coefficients (degree + 1,) of one regime's fit of targets t."""
+    """Coefficients (degree + 1,) of one regime's least-squares fit of targets t (fit: interpolate,
+    and the fallback of fit: separate where no polynomial of the degree separates)."""
     p = degree + 1
     if regime == "min_norm":
         return min_seminorm_fit(phi, t)
     if regime == "gd_zero":
         return gradient_descent_fit(phi, t, np.zeros(p), cfg["gd_steps"])
     if regime == "gd_random":
-        rng = np.random.default_rng(np.random.SeedSequence([cfg["seed"], 3, degree]))
-        c0 = rng.normal(0.0, cfg["gd_init_scale"] / np.sqrt(p), p)
-        return gradient_descent_fit(phi, t, c0, cfg["gd_steps"])
+        return gradient_descent_fit(phi, t, random_start(cfg, degree), cfg["gd_steps"])
     if regime == "high_order_penalty":
         return min_seminorm_fit(phi, t, high_order_penalty_matrix(degree, cfg["penalty_power"]))
     if regime == "curvature_penalty":
@@ -229,6 +253,47 @@ def fit_regime(regime: str, phi: np.ndarray, t: np.ndarray, cfg: dict, degree: i
     if regime == "truth_prior":
         return prior_fit(phi, t, curve_coefficients(cfg, degree), domain_l2_matrix(degree))
     raise GisweepError(f"overparam.polynomial.regimes: unknown regime {regime!r}; known: {regimes()}")
+
+
+def separating_penalty(regime: str, cfg: dict, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M (q, degree + 1) of full column rank, c0 (degree + 1,)): the separating fit of the regime
+    minimises ||M (c - c0)||^2 (see the module docstring)."""
+    p = degree + 1
+    if regime in ("min_norm", "gd_zero"):
+        return np.eye(p), np.zeros(p)
+    if regime == "gd_random":
+        return np.eye(p), random_start(cfg, degree)
+    if regime == "high_order_penalty":
+        return high_order_penalty_matrix(degree, cfg["penalty_power"]), np.zeros(p)
+    if regime == "curvature_penalty":
+        tie = np.sqrt(CURVATURE_TIE_BREAK) * domain_l2_matrix(degree)
+        return np.vstack([curvature_penalty_matrix(degree), tie]), np.zeros(p)
+    if regime == "truth_prior":
+        return domain_l2_matrix(degree), curve_coefficients(cfg, degree)
+    raise GisweepError(f"overparam.polynomial.regimes: unknown regime {regime!r}; known: {regimes()}")
+
+
+def fit_boundary(regime: str, phi: np.ndarray, xy: np.ndarray, y: np.ndarray, cfg: dict, degree: int,
+                 capacity: float) -> tuple[np.ndarray, str]:
+    """(coefficients (degree + 1,), fit_method) of one regime at one degree under cfg['fit'].
+
+    separate: the separating QP when some polynomial of the degree separates with target_margin
+    (capacity >= target_margin), else (or if the QP finds no separator) the least-squares fit;
+    interpolate: the least-squares fit of the margin targets."""
+    margin = cfg["target_margin"]
+    if cfg["fit"] == "separate" and capacity >= margin:
+        penalty, c0 = separating_penalty(regime, cfg, degree)
+        out = separating_fit(phi, xy[:, 1], y, margin, penalty, c0)
+        if out is not None:
+            coef = out[0]
+            worst = float(np.min(signed_margins(coef, xy, y)))
+            if worst < margin - 1e-6 * max(1.0, margin):
+                raise GisweepError(f"overparam.polynomial: the separating fit of {regime} at degree {degree} "
+                                   f"misses the target_margin {margin:g} (smallest margin {worst:.3g}): "
+                                   "numerically unreliable at this degree; lower the degree or use "
+                                   "fit: interpolate")
+            return coef, SEPARATING
+    return fit_regime(regime, phi, margin_targets(xy, y, margin), cfg, degree), LEAST_SQUARES
 
 
 def rms(v: np.ndarray) -> float:
@@ -263,7 +328,7 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
     metrics_df: one row per (degree, regime, reference); reference 'truth' or an earlier regime.
       degree, n_coef, n_train, coef_ratio (= n_coef / n_train), regime, reference,
       capacity_margin (per degree), and the regime's own values, repeated over its reference rows:
-      train_error, min_train_margin, separates, coef_norm, test_error_inside, test_error_outside,
+      fit_method ('separating_qp' or 'least_squares', see fit_boundary), train_error, min_train_margin, separates, coef_norm, test_error_inside, test_error_outside,
       n_test_inside, n_test_outside, curve_outside_rms (RMS of g outside the x1-hull),
       outside_ratio (RMS deviation from g outside / curve_outside_rms), control_fraction,
       controls_outside (separates and outside_ratio <= control_fraction);
@@ -290,7 +355,6 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
                            f"{cfg['train_x1']} leaves no outside to measure")
     truth = true_curve(xs, cfg)
     curve_outside = rms(truth[~xs_inside])
-    t = margin_targets(train_xy, train_y, cfg["target_margin"])
     n = cfg["n_train"]
     names = cfg["regimes"]
 
@@ -301,7 +365,8 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
     for degree in cfg["degrees"]:
         phi = legendre_features(train_xy[:, 0], degree)                       # (n, degree + 1)
         cap = capacity_margin(phi, train_xy, train_y)
-        coefs = {r: fit_regime(r, phi, t, cfg, degree) for r in names}
+        fits = {r: fit_boundary(r, phi, train_xy, train_y, cfg, degree, cap) for r in names}
+        coefs = {r: c for r, (c, _) in fits.items()}
         curves = {r: boundary(c, xs) for r, c in coefs.items()}
         curves["truth"] = truth
         grid_pred = {r: classify(c, grid) for r, c in coefs.items()}
@@ -312,6 +377,7 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
             sep = separation_report(c, train_xy, train_y, cfg["separation_margin"])
             ratio = rms(curves[r][~xs_inside] - truth[~xs_inside]) / curve_outside
             own[r] = {
+                "fit_method": fits[r][1],
                 **sep,
                 "coef_norm": float(np.linalg.norm(c)),
                 "test_error_inside": 1.0 - masked_mean(test_hits, test_inside),
@@ -352,7 +418,7 @@ def polynomial_sweep(cfg: dict | None = None) -> tuple[pd.DataFrame, pd.DataFram
 
 TABLE_COLUMNS = {                                      # metrics column -> table column
     "degree": "degree", "n_coef": "n_coef", "n_train": "n_train", "regime": "regime",
-    "train_error": "train_error", "min_train_margin": "min_train_margin", "separates": "separates",
+    "fit_method": "fit_method", "train_error": "train_error", "min_train_margin": "min_train_margin", "separates": "separates",
     "boundary_gap_inside_rms": "deviation_inside_rms", "boundary_gap_outside_rms": "deviation_outside_rms",
     "boundary_gap_outside_max": "deviation_outside_max", "curve_outside_rms": "curve_outside_rms",
     "outside_ratio": "outside_ratio", "controls_outside": "controls_outside",
@@ -461,6 +527,20 @@ def _markdown(df: pd.DataFrame, fmt: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def fit_sentence(cfg: dict) -> str:
+    """How the boundaries were trained, in one sentence (fit: separate | interpolate)."""
+    m = cfg["target_margin"]
+    if cfg["fit"] == "separate":
+        return ("Training (fit: separate): each regime minimises its penalty subject to every training "
+                f"point lying on its own side of the boundary at vertical distance >= {m:g} (a quadratic "
+                "program with linear inequalities); fit_method 'least_squares' marks degrees where no "
+                f"polynomial separates with that margin (capacity below {m:g}), fitted by least squares to "
+                "targets beside each point instead.")
+    return ("Training (fit: interpolate): each regime fits targets at vertical distance "
+            f"{m:g} beside each training point, on its side, by least squares (exact once the degree can "
+            "interpolate, which forces zig-zags between nearby points of opposite classes).")
+
+
 def verdict_markdown(verdict: pd.DataFrame, table: pd.DataFrame, cfg: dict) -> str:
     """The verdict table, then the per-degree table it was decided from."""
     lo, hi = cfg["train_x1"]
@@ -469,6 +549,8 @@ def verdict_markdown(verdict: pd.DataFrame, table: pd.DataFrame, cfg: dict) -> s
         "",
         f"Training x1 ~ U[{lo:g}, {hi:g}] ({cfg['n_train']} points, seed {cfg['seed']}); boundaries "
         "measured over Legendre's interval [-1, 1], outside the hull = [-1, 1] outside the training x1-range.",
+        "",
+        fit_sentence(cfg),
         "",
         _markdown(verdict[["claim", "verdict", "evidence"]]),
         "",
@@ -481,7 +563,7 @@ def verdict_markdown(verdict: pd.DataFrame, table: pd.DataFrame, cfg: dict) -> s
         "train_error: fraction of training points misclassified; deviation_*: RMS of p(x1) - g(x1) over "
         "x1 inside / outside the hull; outside_ratio: deviation_outside_rms / RMS of g outside.",
         "",
-        _markdown(table[["degree", "n_coef", "regime", "train_error", "separates", "deviation_inside_rms",
+        _markdown(table[["degree", "n_coef", "regime", "fit_method", "train_error", "separates", "deviation_inside_rms",
                          "deviation_outside_rms", "outside_ratio", "controls_outside"]]),
         "",
     ])
