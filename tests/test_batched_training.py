@@ -20,7 +20,8 @@ from gisweep import GisweepError
 from gisweep.cli import main
 from gisweep.data import prepare_data
 from gisweep.models import load_model, load_record
-from gisweep.train_batched import StackedMLP, train_batch
+from gisweep.train_batched import (_BATCHED_EXACT, StackedMLP, stacked_linear, stacked_mm, stacked_row_sum,
+                                   train_batch)
 
 from conftest import copy_project, snakemake
 
@@ -41,45 +42,53 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-SHAPES = [(32, 784, 128), (32, 128, 128), (32, 128, 10), (8, 784, 128), (32, 49, 128), (12, 2, 128), (32, 128, 2),
-          (8, 128, 10), (100, 16, 10), (4000, 196, 128)]
+# (rows, in, out) of the default config's layers (batch 32, last batches of 8 and 12 rows, evaluation on
+# 1,000 and 4,000 rows) and small ones, where MKL picks other kernels
+SHAPES = [(32, 784, 128), (32, 128, 128), (32, 128, 10), (8, 784, 128), (8, 128, 10), (32, 49, 128), (12, 2, 128),
+          (32, 128, 2), (1000, 196, 128), (4000, 128, 10), (32, 784, 512), (32, 512, 10), (4, 8, 8), (5, 8, 10),
+          (3, 11, 13), (100, 16, 10)]
 
 
-def _slices_and_2d(rows, fan_in, fan_out, s=3):
-    """(batched, 2-D) pairs: forward (baddbmm), forward on one shared x (evaluation), input gradient
-    (g @ w), weight gradient (g^T @ h), bias gradient, for each of s slices."""
+def _products(rows, fan_in, fan_out, s=3):
+    """(stacked, 2-D) pairs: forward, forward on one shared x (evaluation), input gradient (g @ w),
+    weight gradient (g^T @ h), bias gradient, each slice against nn.Linear's 2-D call for it."""
     torch.manual_seed(0)
     h, w, b = torch.randn(s, rows, fan_in), torch.rand(s, fan_out, fan_in) - 0.5, torch.randn(s, fan_out)
     g = torch.randn(s, rows, fan_out)
-    forward = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
-    shared = torch.baddbmm(b.unsqueeze(1), h[0].expand(s, rows, fan_in), w.transpose(1, 2))
-    grad_h, grad_w, grad_b = torch.bmm(g, w), torch.bmm(g.transpose(1, 2), h), g.sum(1)
-    for r in range(s):
-        yield forward[r], torch.nn.functional.linear(h[r], w[r], b[r])
-        yield shared[r], torch.nn.functional.linear(h[0], w[r], b[r])
-        yield grad_h[r], g[r].mm(w[r])
-        yield grad_w[r], g[r].t().mm(h[r])
-        yield grad_b[r], g[r].sum(0)
+    for _ in range(2):  # the first call of a shape checks the batched kernel, later ones use the choice
+        stacked = [stacked_linear(h, w, b), stacked_linear(h[0].expand(s, rows, fan_in), w, b), stacked_mm(g, w),
+                   stacked_mm(g.transpose(1, 2), h), stacked_row_sum(g)]
+        for r in range(s):
+            alone = [torch.nn.functional.linear(h[r], w[r], b[r]), torch.nn.functional.linear(h[0], w[r], b[r]),
+                     g[r].mm(w[r]), g[r].t().mm(h[r]), g[r].sum(0)]
+            yield from ((x[r], y) for x, y in zip(stacked, alone))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("rows,fan_in,fan_out", SHAPES)
-def test_stacked_matmuls_equal_each_networks_own_bit_for_bit(rows, fan_in, fan_out):
-    """One thread: each slice of the batched calls equals the 2-D call of nn.Linear, bit for bit."""
-    for batched, alone in _slices_and_2d(rows, fan_in, fan_out):
-        assert torch.equal(batched, alone)
+def test_stacked_products_equal_each_networks_own_bit_for_bit(rows, fan_in, fan_out, threads):
+    torch.set_num_threads(threads)
+    for stacked, alone in _products(rows, fan_in, fan_out):
+        assert torch.equal(stacked, alone)
 
 
-@pytest.mark.parametrize("rows,fan_in,fan_out", SHAPES)
-def test_stacked_matmuls_with_two_threads_differ_by_rounding_only(rows, fan_in, fan_out):
-    """Two threads: MKL's 2-D product g^T @ h for a narrow output (the 10-class layer) splits its sum
-    over the rows between the threads, while a batched product computes each slice on one thread, so
-    the two round differently (measured on this project's 2-core CPU: at most 2.1e-7 of the largest
-    entry, below 2 float32 epsilons; 2-D training itself changes as much with the thread count).
-    Bound asserted: 4 float32 epsilons relative to the largest entry."""
+def test_default_shapes_keep_the_batched_kernels_with_one_thread():
+    """On this project's CPU build with one thread (the train rules' setting), a slice of torch.bmm /
+    baddbmm equals torch.mm / addmm for every product of the default config, so none falls back to
+    per-network calls. With two threads MKL splits the 2-D product g^T @ h of the 10-output layer over
+    its rows between the threads, a batched product computes each slice on one thread, and the two
+    round differently (measured: at most 2.1e-7 of the largest entry); that product then falls back."""
+    _BATCHED_EXACT.clear()
+    for shape in SHAPES[:12]:
+        list(_products(*shape))
+    assert _BATCHED_EXACT and all(_BATCHED_EXACT.values()), [k for k, v in _BATCHED_EXACT.items() if not v]
     torch.set_num_threads(2)
     eps = torch.finfo(torch.float32).eps
-    for batched, alone in _slices_and_2d(rows, fan_in, fan_out):
-        assert (batched - alone).abs().max() <= 4 * eps * alone.abs().max()
+    g, h = torch.randn(3, 32, 10), torch.randn(3, 32, 128)
+    raw = torch.bmm(g.transpose(1, 2), h)
+    for r in range(3):
+        alone = g[r].t().mm(h[r])
+        assert (raw[r] - alone).abs().max() <= 4 * eps * alone.abs().max()
 
 
 def test_stacked_gradients_equal_autograd_of_each_network(data):
@@ -98,8 +107,38 @@ def test_stacked_gradients_equal_autograd_of_each_network(data):
             assert torch.equal(got[r], want)
 
 
-def _train_alone(data, out, seed, labels, options):
-    args = ["train", "--data", str(data), "--labels", labels, "--seed", str(seed), "--device", "cpu", "--threads", "1",
+@pytest.mark.parametrize("name,momentum", [("sgd", 0.9), ("sgd", 0.0), ("adam", 0.9)])
+def test_stacked_optimizer_updates_each_row_as_torch_optim_alone(name, momentum):
+    """Odd sizes (vectorised parts and scalar tails fall differently on a row and on the stack)."""
+    from gisweep.train import make_optimizer
+    from gisweep.train_batched import StackedOptimizer
+
+    torch.manual_seed(1)
+    shapes = [(10,), (7,), (8, 49), (1,), (17, 3), (128, 784)]
+    stack = [torch.randn(3, *shape) for shape in shapes]
+    alone = [[torch.nn.Parameter(t[r].clone()) for t in stack] for r in range(3)]
+    opt = StackedOptimizer(name, stack, 0.01, momentum)
+    opts = [make_optimizer(name, params, 0.01, momentum) for params in alone]
+    for step in range(4):
+        grads = [torch.randn(len(alone), *shape) for shape in shapes]
+        if step == 2:  # row 1 leaves the stack, as a network that stops does
+            stack = [t[[0, 2]].clone() for t in stack]
+            opt = opt.select([0, 2], stack)
+            grads = [g[[0, 2]] for g in grads]
+            alone, opts = [alone[0], alone[2]], [opts[0], opts[2]]
+        opt.step(grads)
+        for r, (params, o) in enumerate(zip(alone, opts)):
+            for p, g in zip(params, grads):
+                p.grad = g[r].clone()
+            o.step()
+        for r, params in enumerate(alone):
+            for t, p in zip(stack, params):
+                assert torch.equal(t[r], p.detach()), (step, r, t.shape)
+
+
+def _train_alone(data, out, seed, labels, options, threads=1):
+    args = ["train", "--data", str(data), "--labels", labels, "--seed", str(seed), "--device", "cpu",
+            "--threads", str(threads),
             "--out-model", str(out / f"alone_s{seed}.pt"), "--out-history", str(out / f"alone_s{seed}.parquet")]
     args += [f"--{k.replace('_', '-')}={v}" for k, v in options.items()]
     assert main(args) == 0
@@ -132,16 +171,17 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_batch_equals_each_seed_trained_alone(data, tmp_path, case):
+@pytest.mark.parametrize("case,threads", [(case, 1) for case in CASES] + [("sgd-momentum", 2)])
+def test_batch_equals_each_seed_trained_alone(data, tmp_path, case, threads):
     labels, options = CASES[case]
     seeds = [2, 0, 5]
     models = [tmp_path / f"batch_s{s}.pt" for s in seeds]
     histories = [tmp_path / f"batch_s{s}.parquet" for s in seeds]
-    train_batch(data, models, histories, labels=labels, seeds=seeds, device="cpu", threads=1, **options)
+    train_batch(data, models, histories, labels=labels, seeds=seeds, device="cpu", threads=threads, **options)
     ends = {}
     for seed, model, history in zip(seeds, models, histories):
-        hist, meta = _assert_same_run((model, history), _train_alone(data, tmp_path, seed, labels, options))
+        alone = _train_alone(data, tmp_path, seed, labels, options, threads)
+        hist, meta = _assert_same_run((model, history), alone)
         assert meta["seed"] == seed and meta["epochs"] == len(hist) and list(hist.epoch) == list(range(1, len(hist) + 1))
         assert meta["converged"] == (hist.train_acc.iloc[-1] == 1.0)
         assert meta["converged"] or len(hist) == options["max_epochs"]

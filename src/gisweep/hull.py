@@ -63,6 +63,7 @@ ADD_GROWTH = 0.5  # a restricted round adds up to this fraction of the support s
 SCREEN_K = 48  # candidates per query from the screening pass (nearest rows)
 PASS_ADD = 48  # most violating rows a certification pass adds to a query's candidates
 RESTRICTED_ROUNDS = 100  # restricted rounds between two passes, at most
+KEEP_WIDTH = 64  # candidates kept across a pass, at least (support and new violators always stay)
 
 
 @dataclass
@@ -626,7 +627,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         b = rows.numel()
         width = int((valid.sum(1) + add_ok.sum(1)).max())  # host sync
         fits = int(math.isqrt(max(1, int(0.25 * mem.budget // (item * 2 * b)))))  # [b, w, w] twice
-        width = min(width, max(fits, int(used.sum(1).max()) + PASS_ADD))
+        width = min(width, max(min(fits, KEEP_WIDTH), int(used.sum(1).max()) + PASS_ADD))
         sub = sub_rows(b, width)
         parts = [_extend(X, cand[s : s + sub], valid[s : s + sub], lam[s : s + sub], used[s : s + sub],
                          h[s : s + sub], gram[s : s + sub], top_i[s : s + sub], add_ok[s : s + sub],

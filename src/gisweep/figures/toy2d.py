@@ -90,8 +90,9 @@ def plot_disagreement_panels(metrics_df: pd.DataFrame, xcol: str, xlabel: str, p
 def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame, path) -> None:
     """One panel per degree: every regime's boundary over Legendre's interval [-1, 1], the true
     curve, the training points, the 2-D hull (dashed) and the x1-hull (shaded); the legend marks
-    fits that do not separate the training data and those that control the boundary outside the
-    hull. Values far outside the frame are clipped for drawing only."""
+    fits that do not separate the training data, those that control the boundary outside the
+    hull, and ([lsq]) least-squares fits (fit: interpolate, or no separator at that degree). Values
+    far outside the frame are clipped for drawing only."""
     _require(curves_df, ["kind", "degree", "regime", "x1", "x2", "label"], "curves")
     _require(metrics_df, ["degree", "regime", "reference", "n_coef", "separates", "controls_outside"], "metrics")
     bnd = curves_df[curves_df["kind"] == "boundary"]
@@ -115,6 +116,8 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
             y = np.clip(g["x2"].to_numpy(), ylim[0] - 10 * (hi - lo), ylim[1] + 10 * (hi - lo))
             sep, ctrl = own.loc[(degree, reg), ["separates", "controls_outside"]]
             mark = " (not sep.)" if not sep else (" (controls outside)" if ctrl else "")
+            if own.loc[(degree, reg)].get("fit_method", "") == "least_squares":
+                mark += " [lsq]"
             ax.plot(g["x1"], y, color=colors[k % 10], lw=0.9, label=f"{reg}{mark}")
         ax.scatter(train_xy[:, 0], train_xy[:, 1], c=np.where(train_y > 0, POSITIVE, NEGATIVE), s=7, zorder=3)
         ax.set_ylim(*ylim)
