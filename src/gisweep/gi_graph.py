@@ -68,6 +68,11 @@ class Graph:
     relu_width: int  # neurons of all relu/maxpool operations (guesses the knots per line)
     module: nn.Module  # the traced copy, in the engine's dtype and device
 
+    @property
+    def refined(self) -> list[str]:
+        """Names of the operations that add knots (ReLU, LeakyReLU, max-pool), in order."""
+        return [op.name for op in self.ops if op.kind in ("relu", "maxpool")]
+
 
 def _numel(shape) -> int:
     out = 1
