@@ -338,6 +338,11 @@ def test_rgb_data_in_every_space(tmp_path):
     np.testing.assert_allclose(haar["distance"], pix["distance"], rtol=1e-6, atol=1e-8)  # orthogonal per channel
     hull_space_distances(path, "wavelet_haar_subset", tmp_path / "s.parquet", subset_levels=1, **OPTS)
     assert read_summary(tmp_path / "s.parquet")["features"] == 3  # level 3 on 8x8: cA 1x1 per channel
+    # the nearest-point images in colour
+    assert main(["hull-nearest", "--data", str(path), "--hull", str(tmp_path / "p.parquet"), "--examples", "2",
+                 "--support", "2", "--out", str(tmp_path / "near.parquet")]) == 0
+    assert main(["plot-hull-nearest", "--nearest", str(tmp_path / "near.parquet"), "--out", str(tmp_path / "n.png")]) == 0
+    assert (tmp_path / "n.png").stat().st_size > 1000
     model = build_mlp("1x8", side * side * 3, 3, init_scale=0.5, generator=torch.Generator().manual_seed(0))
     save_model(model, tmp_path / "m.pt", arch="1x8", in_features=side * side * 3, n_classes=3, meta={})
     hull_space_distances(path, "hidden_1x8_real_s0_l1", tmp_path / "hid.parquet", model_path=tmp_path / "m.pt", **OPTS)

@@ -115,8 +115,6 @@ def _node_args(node):
 
 def read_graph(model: nn.Module, line_shape: tuple, dtype, device) -> Graph:
     """The model as operations, checked against lines of shape [lines, *line_shape] before any work."""
-    from torch.fx.passes.shape_prop import ShapeProp
-
     if not isinstance(model, nn.Module):
         raise GisweepError(f"exact GI needs a torch nn.Module; got {type(model).__name__}")
     check_eval_mode(model)
@@ -174,18 +172,23 @@ def read_graph(model: nn.Module, line_shape: tuple, dtype, device) -> Graph:
     if not isinstance(out_node.args[0], torch.fx.Node):
         raise GisweepError("the model must return one tensor of logits [batch, classes]")
     # shapes: one dummy line through the traced copy (shape errors here are the lines' fault)
-    try:
-        ShapeProp(gm).propagate(torch.zeros((1, *line_shape), dtype=dtype, device=device))
-    except Exception as e:
-        raise GisweepError(f"lines of shape {list(line_shape)} per line do not fit the model's input: {e}") from None
-    shapes = {}
-    for node in nodes:
-        if node.op == "output":
-            continue
-        meta = node.meta.get("tensor_meta")
-        if meta is None or not hasattr(meta, "shape") or len(meta.shape) < 1 or meta.shape[0] != 1:
-            raise _unsupported(node, gm, " (it does not give one tensor with the batch first)")
-        shapes[node.name] = tuple(meta.shape[1:])
+    shapes, vals = {}, {}
+    with torch.no_grad():
+        for node in nodes:
+            if node.op == "output":
+                continue
+            if node.op == "placeholder":
+                v = torch.zeros((1, *line_shape), dtype=dtype, device=device)
+            else:
+                try:
+                    v = _run_node(node, gm, vals)
+                except Exception as e:  # a shape mismatch, named with the operation it reached
+                    raise GisweepError(f"lines of shape {list(line_shape)} per line do not fit the model: "
+                                       f"{_describe(node, gm)} fails on them: {e}") from None
+            if not isinstance(v, torch.Tensor) or v.ndim < 1 or v.shape[0] != 1:
+                raise _unsupported(node, gm, " (it does not give one tensor with the batch first)")
+            vals[node.name], shapes[node.name] = v, tuple(v.shape[1:])
+    del vals
     logits = out_node.args[0]
     if len(shapes[logits.name]) != 1:
         raise GisweepError(f"the model's output is [batch, {', '.join(map(str, shapes[logits.name]))}] per "
@@ -268,19 +271,22 @@ def _pool_windows(pool: nn.MaxPool2d, in_shape, out_shape, device):
     return index, valid[None].expand(C, -1, -1).reshape(C * Ho * Wo, kh * kw)
 
 
-def evaluate(op: Op, gm, vals: dict):
-    """The operation's output at every knot: [N, *op.shape] (affine maps, the ReLU and the max-pool
-    applied to the values at the knots, which is exact between knots once they are refined)."""
-    node = op.node
+def _run_node(node, gm, vals: dict):
     args = torch.fx.node.map_arg(node.args, lambda n: vals[n.name])
     kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: vals[n.name])
-    if op.kind == "relu":
-        x = args[0]
-        return F.leaky_relu(x, op.slope) if op.slope else F.relu(x)
     if node.op == "call_module":
         return gm.get_submodule(node.target)(*args, **kwargs)
     if node.op == "call_function":
         return node.target(*args, **kwargs)
     self_, *rest = args
     return getattr(self_, node.target)(*rest, **kwargs)
+
+
+def evaluate(op: Op, gm, vals: dict):
+    """The operation's output at every knot: [N, *op.shape] (affine maps, the ReLU and the max-pool
+    applied to the values at the knots, which is exact between knots once they are refined)."""
+    if op.kind == "relu":  # (never in place: the input may still be live)
+        x = vals[op.source]
+        return F.leaky_relu(x, op.slope) if op.slope else F.relu(x)
+    return _run_node(op.node, gm, vals)
 

@@ -7,17 +7,20 @@ S seeds of one architecture become one `StackedMLP`: layer k holds a weight [S, 
   generator, exactly as the train stage builds it, and then stacked;
 - its labels (gisweep.data.training_labels with its seed) and its data order (a CPU generator seeded
   with its seed, one torch.randperm per epoch, as gisweep.train.fit draws it);
-- its loss: the mean cross entropy over its own minibatch; the stack minimises the sum of the seeds'
-  losses, whose gradient for a seed's weights is exactly that seed's own gradient;
-- its optimizer state: torch.optim's SGD/Adam act element by element, so one optimizer over the
-  stacked tensors updates each seed as its own optimizer would;
+- its loss: the mean cross entropy over its own minibatch (its own nll_loss call), and its gradient;
+- its optimizer state and update (StackedOptimizer: SGD written out over the stack, Adam per row);
 - its stopping epoch: after each epoch, a seed at 100 % training accuracy leaves the stack (its weights
   are kept, the others' weights and optimizer state are sliced), so it stops updating and its
   history ends there, as when trained alone.
-On a CPU a seed trained in a batch equals that seed trained alone, bit for bit (weights and history):
-baddbmm on [S, B, in] x [S, in, out] computes each slice as the 2-D addmm of nn.Linear does, on this
-project's torch 2.13 CPU build (tests/test_batched_training.py checks it). On a GPU the batched
-kernels may round differently, as any change of kernel does.
+On a CPU a seed trained in a batch equals that seed trained alone, bit for bit (weights, history,
+provenance), at any thread count. The products are batched (torch.baddbmm / torch.bmm), with the
+gradients written out (no autograd) in the operand order of nn.Linear's 2-D backward; which kernel
+MKL runs for a batched product, and so its rounding, depends on the shapes and the thread count, so
+the first product of each shape is computed both ways and the batched kernel is kept only where it
+equals the 2-D calls (`_exact`). With one thread (the train rules' setting) it does for every product
+of the default config; with two threads the weight gradient of the 10-output layer falls back to
+2-D calls (batched, it differs by at most 2.1e-7 of its largest entry). tests/test_batched_training.py
+checks all of this. On a GPU the batched kernels are used as they are (no bit-equality promised).
 
 `train_batch` writes each seed's model.pt and history.parquet in the train stage's formats, with the
 same provenance, so later stages cannot tell a batched model from one trained alone.
