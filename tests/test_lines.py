@@ -7,6 +7,8 @@ baseline of gisweep.gi on lines built here without gisweep.lines.
 """
 from __future__ import annotations
 
+import json
+
 import itertools
 import math
 
@@ -274,6 +276,45 @@ def test_cli_sample_lines(tmp_path, data_file):
     rc = main(["sample-lines", "--data", str(data_file), "--family", "random", "--labels", "real", "--seed", "0",
                "--classes", "9", "--count", "2", "--out", str(tmp_path / "x.parquet")])
     assert rc == 2 and not (tmp_path / "x.parquet").exists()
+
+
+def test_several_families_in_one_call_equal_each_alone(tmp_path, data_file):
+    """One job writes every family (the rule's way); each file equals that family sampled alone,
+    whatever the other families and their order: each family has its own random stream."""
+    settings = {"triangles": {"t_min": -2.0, "t_max": 3.0, "count": 2, "classes": "all"},
+                "random": {"count": 3, "scale": 2.5, "classes": [0, 2]},
+                "perp": {"other": "rest", "classes": [1]}}
+    families = ["pairs", "triangles", "random", "perp", "minor"]
+    outs = [tmp_path / "all" / f"{f}.parquet" for f in families]
+    assert main(["sample-lines", "--data", str(data_file), "--family", *families, "--labels", "random",
+                 "--seed", "4", "--classes", "0", "1", "--settings", json.dumps(settings),
+                 "--out", *map(str, outs)]) == 0
+    for family, out in zip(families, outs):
+        alone = tmp_path / "alone" / f"{family}.parquet"
+        opts = {"classes": [0, 1], **settings.get(family, {})}
+        sample_lines(data_file, alone, family=family, labels="random", seed=4, **opts)
+        a, b = read_lines(out), read_lines(alone)
+        pd.testing.assert_frame_equal(a, b)
+    # reversed order, same files
+    rev = [tmp_path / "rev" / f"{f}.parquet" for f in families[::-1]]
+    sample_lines(data_file, rev, family=families[::-1], labels="random", seed=4, classes=[0, 1],
+                 settings=settings)
+    for family, out in zip(families[::-1], rev):
+        pd.testing.assert_frame_equal(read_lines(out), read_lines(tmp_path / "all" / f"{family}.parquet"))
+
+
+def test_sample_lines_bad_requests(tmp_path, data_file, capsys):
+    out = str(tmp_path / "a.parquet")
+    assert main(["sample-lines", "--data", str(data_file), "--family", "pairs", "random", "--labels", "real",
+                 "--seed", "0", "--classes", "0", "--out", out]) == 2
+    assert "2 families but 1 output files" in capsys.readouterr().err
+    assert main(["sample-lines", "--data", str(data_file), "--family", "pairs", "--labels", "real",
+                 "--seed", "0", "--settings", '{"pairs": {"clases": [0]}}', "--classes", "0", "--out", out]) == 2
+    assert "unknown option(s) ['clases']" in capsys.readouterr().err
+    assert main(["sample-lines", "--data", str(data_file), "--family", "pairs", "--labels", "real",
+                 "--seed", "0", "--out", out]) == 2
+    assert "no classes" in capsys.readouterr().err
+    assert not (tmp_path / "a.parquet").exists()
 
 
 # ---------------------------------------------------------------- the GI stage on non-pair families

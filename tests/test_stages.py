@@ -28,9 +28,9 @@ def tiny_run(tmp_path_factory):
     assert main(["train", "--data", str(p["data"]), "--arch", "1x16", "--labels", "real", "--seed", "0",
                  "--max-epochs", "60", "--batch-size", "16", "--device", "cpu",
                  "--out-model", str(p["model"]), "--out-history", str(p["history"])]) == 0
-    assert main(["sample-pairs", "--data", str(p["data"]), "--labels", "real", "--seed", "0", "--classes", "5",
+    assert main(["sample-lines", "--family", "pairs", "--data", str(p["data"]), "--labels", "real", "--seed", "0", "--classes", "5",
                  "--out", str(p["lines"])]) == 0
-    assert main(["batched-gi", "--model", str(p["model"]), "--data", str(p["data"]), "--lines", str(p["lines"]),
+    assert main(["batched-gi", "--model", str(p["model"]), "--data", str(p["data"]), "--inputs", str(p["lines"]),
                  "--device", "cpu", "--out", str(p["gi"])]) == 0
     return p
 
@@ -160,7 +160,7 @@ def test_corrupt_inputs_fail_naming_the_file(tiny_run, tmp_path, capsys, damage)
     elif damage == "garbage":
         bad.write_bytes(b"not parquet at all" * 10)
     out = tmp_path / "lines.parquet"
-    rc = main(["sample-pairs", "--data", str(bad), "--labels", "real", "--seed", "0", "--classes", "5",
+    rc = main(["sample-lines", "--family", "pairs", "--data", str(bad), "--labels", "real", "--seed", "0", "--classes", "5",
                "--out", str(out)])
     assert rc == 2
     err = capsys.readouterr().err
@@ -172,7 +172,7 @@ def test_corrupt_model_fails_naming_the_file(tiny_run, tmp_path, capsys):
     bad = tmp_path / "model.pt"
     bad.write_bytes(tiny_run["model"].read_bytes()[:100])
     out = tmp_path / "gi.parquet"
-    rc = main(["batched-gi", "--model", str(bad), "--data", str(tiny_run["data"]), "--lines",
+    rc = main(["batched-gi", "--model", str(bad), "--data", str(tiny_run["data"]), "--inputs",
                str(tiny_run["lines"]), "--device", "cpu", "--out", str(out)])
     assert rc == 2 and str(bad) in capsys.readouterr().err and not out.exists()
 
@@ -181,7 +181,7 @@ def test_lines_of_another_data_file_are_rejected(tiny_run, tmp_path, capsys):
     small = tmp_path / "small.parquet"
     df = read_parquet(tiny_run["data"])
     write_parquet(pd.concat([df[df.split == "train"].head(20), df[df.split == "test"]]), small)
-    rc = main(["batched-gi", "--model", str(tiny_run["model"]), "--data", str(small), "--lines",
+    rc = main(["batched-gi", "--model", str(tiny_run["model"]), "--data", str(small), "--inputs",
                str(tiny_run["lines"]), "--device", "cpu", "--out", str(tmp_path / "gi.parquet")])
     assert rc == 2 and "do not match" in capsys.readouterr().err
 

@@ -46,7 +46,7 @@ FIG4_JOBS = {
     "prepare_data": 1,
     "train_real": 1,
     "train_random": 1,
-    "sample_pairs": 2,
+    "sample_lines": 2,
     "batched_gi": 2,
     "plot_gi_pairs_by_dim": 1,
 }
@@ -563,7 +563,7 @@ TARGETS = {
     "train_random": "results/mnist/d7/1x16/random/s1/model.pt",
     "batched_gi": "results/mnist/d7/2x8/real/s0/gi_pairs.parquet",
     "prepare_data": "results/mnist/d14/data.parquet",
-    "sample_pairs": "results/mnist/d7/real/s1/lines_pairs.parquet",
+    "sample_lines": "results/mnist/d7/real/s1/lines_pairs.parquet",
     "plot_gi_pairs_by_dim": FIG4,
 }
 
@@ -635,10 +635,13 @@ def _rule_blocks() -> dict[str, str]:
     """{rule name: its text} for every rule of the workflow's .smk files."""
     blocks = {}
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:)", smk.read_text(), flags=re.M)[1:]:
-            name = re.match(r"rule (\w+):", block).group(1)
+        # rules at the top level, or indented under an `if` (rules that exist for some configs only)
+        for block in re.split(r"^(?=[ ]*rule \w+:)", smk.read_text(), flags=re.M)[1:]:
+            indent, name = re.match(r"([ ]*)rule (\w+):", block).groups()
             body = block.split("\n", 1)[1] if "\n" in block else ""
-            blocks[name] = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]  # up to the next top-level line
+            # up to the next line at the rule's own indentation or less
+            blocks[name] = re.split(rf"^(?![ ]{{{len(indent) + 1},}})(?=\S|[ ]{{0,{len(indent)}}}\S)", body,
+                                    maxsplit=1, flags=re.M)[0]
     return blocks
 
 

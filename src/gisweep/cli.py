@@ -22,8 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-hull-data": ("gisweep.data", "build results/{dataset}/d{dim}/hull/data.parquet: the hull study's split"),
     "train": ("gisweep.train", "train an MLP on real or permuted labels"),
     "train-batch": ("gisweep.train_batched", "train the seeds of one cell as one stacked model"),
-    "sample-pairs": ("gisweep.lines", "same-class pair lines x_i + t (x_j - x_i)"),
-    "sample-lines": ("gisweep.lines", "the lines of one family (see gisweep.lines)"),
+    "sample-lines": ("gisweep.lines", "the lines of one or several families (see gisweep.lines)"),
     "batched-gi": ("gisweep.gi_stage", "exact GI of every line of a model"),
     "gi-summary": ("gisweep.summary", "summary table of GI files, with real-vs-random KS"),
     "gi-claims": ("gisweep.claims", "the GI paper's claims with their seed spread and verdicts"),
@@ -51,6 +50,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-polynomial-disagreement": ("gisweep.figures.toy2d", "gaps inside vs outside the hull per degree"),
     "plot-network-regions": ("gisweep.figures.toy2d", "decision regions per width and regime"),
     "plot-network-disagreement": ("gisweep.figures.toy2d", "disagreement inside vs outside vs parameters"),
+    "train-cnn": ("gisweep.cnn", "train the small CNN on real or permuted labels"),
+    "cnn-gi": ("gisweep.cnn", "exact GI of every line of a CNN"),
+    "plot-gi-mlp-vs-cnn": ("gisweep.figures.cnn", "pair-GI density of the MLP beside the CNN, real vs random"),
 }
 
 

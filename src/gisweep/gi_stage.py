@@ -1,4 +1,4 @@
-"""The batched-GI stage: every line of a model through the exact engine, one Parquet out.
+"""The batched-GI stage: every line of a model through the exact engine, one Parquet per lines file.
 
 Output `.../gi_{family}.parquet`: the lines table's columns (all but the direction vectors `d`,
 which stay in the lines file) plus `class0`, `t_lo`, `t_hi`, `gi`, `pieces` (see gisweep.gi). Any
@@ -7,7 +7,9 @@ line family works: gisweep.lines.materialize turns each row into x0 and d.
 from __future__ import annotations
 
 import time
+from os import PathLike
 
+from gisweep import GisweepError
 from gisweep.data import load_table
 from gisweep.gi import exact_intervals
 from gisweep.io import provenance, write_parquet
@@ -18,42 +20,48 @@ from gisweep.runtime import pick_device, pick_dtype
 
 def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", dtype: str = "float64",
                memory_mb: float | None = None, threads: int | None = None) -> None:
+    """GI of every line of one model: `lines_path` and `out` are one lines file and its GI file, or
+    equal-length lists (one per family; the model and data are read once, each file is swept alone)."""
     import torch
 
+    lines_paths, outs = ([lines_path], [out]) if isinstance(out, (str, PathLike)) else (list(lines_path), list(out))
+    if len(lines_paths) != len(outs):
+        raise GisweepError(f"{len(lines_paths)} lines files but {len(outs)} outputs: give one --out per input")
     if threads:
         torch.set_num_threads(threads)
     dev, dt = pick_device(device), pick_dtype(dtype)
     record = load_record(model_path)
     model = load_model(model_path, record)
     x_train, _, _, _ = load_table(data_path)
-    lines = read_lines(lines_path)
-    x0, d, t_min, t_max = materialize(lines, x_train, dtype=dt)
-    start = time.perf_counter()
-    result = exact_intervals(model, x0.to(dev), d.to(dev), t_min.to(dev), t_max.to(dev), dtype=dt,
-                             memory_mb=memory_mb, progress=f"{out}")
-    seconds = time.perf_counter() - start
-    df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
     train_meta = record.get("meta", {})
-    families = sorted(set(lines["family"].astype(str))) if len(lines) else []
-    meta = provenance(stage="batched_gi", model=str(model_path), lines=str(lines_path), device=str(dev),
-                      families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
-                      seed=train_meta.get("seed"), converged=train_meta.get("converged"))
-    write_parquet(df, out, meta)
-    rate = len(df) / max(seconds, 1e-9)
-    print(f"{out}: {len(df)} lines in {seconds:.2f} s ({rate:.0f} lines/s), mean GI {df.gi.mean():.4f}, "
-          f"median {df.gi.median():.4f}, mean pieces {df.pieces.mean():.1f}")
+    for lines_file, out_file in zip(lines_paths, outs):
+        lines = read_lines(lines_file)
+        x0, d, t_min, t_max = materialize(lines, x_train, dtype=dt)
+        start = time.perf_counter()
+        result = exact_intervals(model, x0.to(dev), d.to(dev), t_min.to(dev), t_max.to(dev), dtype=dt,
+                                 memory_mb=memory_mb, progress=f"{out_file}")
+        seconds = time.perf_counter() - start
+        df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
+        families = sorted(set(lines["family"].astype(str))) if len(lines) else []
+        meta = provenance(stage="batched_gi", model=str(model_path), lines=str(lines_file), device=str(dev),
+                          families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
+                          seed=train_meta.get("seed"), converged=train_meta.get("converged"))
+        write_parquet(df, out_file, meta)
+        rate = len(df) / max(seconds, 1e-9)
+        print(f"{out_file}: {len(df)} lines in {seconds:.2f} s ({rate:.0f} lines/s), mean GI {df.gi.mean():.4f}, "
+              f"median {df.gi.median():.4f}, mean pieces {df.pieces.mean():.1f}")
 
 
 def register_cli(sub) -> None:
     p = sub.add_parser("batched-gi", help="exact GI of every line of a model")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--lines", required=True)
+    p.add_argument("--inputs", nargs="+", required=True, help="lines files (one per family)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("--memory-mb", type=float, default=None,
                    help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: batched_gi(a.model, a.data, a.lines, a.out, device=a.device, dtype=a.dtype,
+    p.add_argument("--out", nargs="+", required=True, help="one GI file per --inputs file, in the same order")
+    p.set_defaults(func=lambda a: batched_gi(a.model, a.data, a.inputs, a.out, device=a.device, dtype=a.dtype,
                                              memory_mb=a.memory_mb, threads=a.threads))

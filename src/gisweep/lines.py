@@ -355,23 +355,47 @@ def parse_classes(values) -> list[int] | str:
         raise GisweepError(f"classes must be integers or 'all', got {' '.join(map(str, values))}") from None
 
 
-def sample_lines(data_path, out, *, family: str, labels: str, seed: int, classes, t_min=None, t_max=None,
-                 count=None, scale="pair_mean", other=None, minor_rank: int = -1) -> pd.DataFrame:
+SETTING_KEYS = ("classes", "t_min", "t_max", "count", "scale", "other", "minor_rank")
+
+
+def sample_lines(data_path, out, *, family, labels: str, seed: int, classes=None, t_min=None, t_max=None,
+                 count=None, scale="pair_mean", other=None, minor_rank: int = -1, settings: dict | None = None):
+    """Write the lines of one or several families of one data table, labels mode and seed.
+
+    family, out: one family and its output file, or equal-length lists. The keyword options apply to
+    every family; `settings` ({family: {option: value}}, e.g. from the config) overrides them per
+    family. The data is read once; each family draws from its own random stream, so a family's lines
+    do not depend on which other families are sampled with it. Returns {family: lines DataFrame}.
+    """
+    families, outs = ([family], [out]) if isinstance(family, str) else (list(family), list(out))
+    if len(families) != len(outs):
+        raise GisweepError(f"{len(families)} families but {len(outs)} output files: give one --out per family")
+    settings = settings or {}
+    unknown = sorted(set(settings) - set(families))
+    if unknown:
+        raise GisweepError(f"settings for families {unknown} that are not sampled ({families})")
     x, y_true, _, _ = load_table(data_path)
     y = training_labels(y_true, labels, seed)
-    df = make_lines(family, x, y, seed=seed, classes=classes, t_min=t_min, t_max=t_max, count=count, scale=scale,
-                    other=other, minor_rank=minor_rank)
-    meta = provenance(stage="sample_lines", family=family, data=str(data_path), labels=labels, seed=seed,
-                      classes=classes, t_min=t_min, t_max=t_max, count=count, scale=scale, other=other,
-                      minor_rank=minor_rank)
-    write_parquet(to_table(df), out, meta)
-    print(f"{out}: {len(df)} {family} lines of class(es) {sorted(set(df.label.tolist()))}, "
-          f"t in [{df.t_min.min() if len(df) else t_min}, {df.t_max.max() if len(df) else t_max}]")
-    return df
-
-
-def sample_pairs(data_path, out, *, labels: str, seed: int, classes, t_min: float, t_max: float) -> None:
-    sample_lines(data_path, out, family="pairs", labels=labels, seed=seed, classes=classes, t_min=t_min, t_max=t_max)
+    written = {}
+    for fam, path in zip(families, outs):
+        opts = dict(classes=classes, t_min=t_min, t_max=t_max, count=count, scale=scale, other=other,
+                    minor_rank=minor_rank)
+        extra = set(settings.get(fam, {})) - set(SETTING_KEYS)
+        if extra:
+            raise GisweepError(f"settings of family {fam}: unknown option(s) {sorted(extra)}")
+        opts.update(settings.get(fam, {}))
+        opts["scale"] = _scale_arg(str(opts["scale"])) if opts["scale"] is not None else "pair_mean"
+        opts["other"] = _other_arg(str(opts["other"])) if opts["other"] is not None else None
+        if opts["classes"] is None:
+            raise GisweepError(f"family {fam}: no classes given")
+        opts["classes"] = parse_classes(opts["classes"] if isinstance(opts["classes"], list) else [opts["classes"]])
+        df = make_lines(fam, x, y, seed=seed, **opts)
+        meta = provenance(stage="sample_lines", family=fam, data=str(data_path), labels=labels, seed=seed, **opts)
+        write_parquet(to_table(df), path, meta)
+        print(f"{path}: {len(df)} {fam} lines of class(es) {sorted(set(df.label.tolist()))}, "
+              f"t in [{df.t_min.min() if len(df) else opts['t_min']}, {df.t_max.max() if len(df) else opts['t_max']}]")
+        written[fam] = df
+    return written if not isinstance(family, str) else written[family]
 
 
 def _scale_arg(value: str):
@@ -382,32 +406,42 @@ def _other_arg(value: str):
     return None if value in ("rest", "none", "None") else int(value)
 
 
-def register_cli(sub) -> None:
-    p = sub.add_parser("sample-pairs", help="same-class pair lines x_i + t (x_j - x_i)")
-    p.add_argument("--data", required=True)
-    p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--classes", nargs="+", required=True, help="labels, or 'all'")
-    p.add_argument("--t-min", type=float, default=-1.0)
-    p.add_argument("--t-max", type=float, default=2.0)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: sample_pairs(a.data, a.out, labels=a.labels, seed=a.seed,
-                                               classes=parse_classes(a.classes), t_min=a.t_min, t_max=a.t_max))
+def _settings_arg(value: str) -> dict:
+    import json
 
-    p = sub.add_parser("sample-lines", help="the lines of one family (see gisweep.lines)",
+    try:
+        settings = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from None
+    if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
+        raise argparse.ArgumentTypeError('expected {"family": {"option": value, ...}, ...}')
+    return settings
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("sample-lines", help="the lines of one or several families (see gisweep.lines)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True)
-    p.add_argument("--family", required=True, choices=FAMILIES)
+    p.add_argument("--family", nargs="+", required=True, choices=FAMILIES, help="one or several families")
     p.add_argument("--labels", required=True, choices=["real", "random"])
     p.add_argument("--seed", type=int, required=True, help="label permutation and line sampling")
-    p.add_argument("--classes", nargs="+", required=True, help="labels, or 'all'")
+    p.add_argument("--classes", nargs="+", default=None, help="labels, or 'all' (or per family in --settings)")
     p.add_argument("--t-min", type=float, default=None, help="default: -1 (triangles -2)")
     p.add_argument("--t-max", type=float, default=None, help="default: 2 (triangles 3)")
     p.add_argument("--count", type=int, default=None, help="diffpairs/random: lines, triangles: triangles, per class")
     p.add_argument("--scale", type=_scale_arg, default="pair_mean", help="|d| of direction families, or pair_mean")
     p.add_argument("--other", type=_other_arg, default=None, help="perp: the other class, or 'rest'")
     p.add_argument("--minor-rank", type=int, default=-1, help="minor: position among the spanned components")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: sample_lines(
-        a.data, a.out, family=a.family, labels=a.labels, seed=a.seed, classes=parse_classes(a.classes),
-        t_min=a.t_min, t_max=a.t_max, count=a.count, scale=a.scale, other=a.other, minor_rank=a.minor_rank))
+    p.add_argument("--settings", type=_settings_arg, default=None,
+                   help='per-family options as JSON, e.g. \'{"triangles": {"t_min": -2, "count": 50}}\'')
+    p.add_argument("--out", nargs="+", required=True, help="one output file per --family, in the same order")
+    p.set_defaults(func=_sample_cli)
+
+
+def _sample_cli(a) -> None:
+    missing = [f for f in a.family if a.classes is None and "classes" not in (a.settings or {}).get(f, {})]
+    if missing:
+        raise GisweepError(f"no classes for {missing}: give --classes or classes in --settings")
+    sample_lines(a.data, a.out, family=a.family, labels=a.labels, seed=a.seed, classes=a.classes,
+                 t_min=a.t_min, t_max=a.t_max, count=a.count, scale=a.scale, other=a.other,
+                 minor_rank=a.minor_rank, settings=a.settings)

@@ -76,3 +76,79 @@ def load_model(path, record: dict | None = None) -> nn.Sequential:
     except RuntimeError as e:
         raise GisweepError(f"{path}: weights do not fit architecture {record['arch']}: {e}") from None
     return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small CNNs (gisweep.cnn; exact GI through gisweep.gi's general engine). Additions for issue 15.
+
+CNN_ARCH = "cnn"  # the `arch` of a CNN's record (and of its results folder)
+
+
+class SmallCNN(nn.Module):
+    """Flattened rows [n, side*side*channels] (data.parquet's H, W, C order) -> logits [n, n_classes]:
+    conv 5x5 stride 2 padding 2 to `width` maps, ReLU, 2x2 max-pool, Linear to `hidden`, ReLU, Linear.
+    At 28x28: [1, 28, 28] -> [width, 14, 14] -> [width, 7, 7] -> hidden -> classes."""
+
+    def __init__(self, side: int, channels: int, n_classes: int, width: int = 4, hidden: int = 64):
+        super().__init__()
+        self.side, self.channels = side, channels
+        pooled = ((side - 1) // 2 + 1) // 2  # after the stride-2 conv and the 2x2 pool
+        if pooled < 1:
+            raise GisweepError(f"a CNN needs images of side at least 4; got side {side}")
+        self.conv = nn.Conv2d(channels, width, 5, stride=2, padding=2)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(width * pooled * pooled, hidden)
+        self.out = nn.Linear(hidden, n_classes)
+
+    def forward(self, x):
+        x = x.reshape(-1, self.side, self.side, self.channels).permute(0, 3, 1, 2)  # [n, C, H, W]
+        x = self.pool(torch.relu(self.conv(x)))
+        return self.out(torch.relu(self.fc(torch.flatten(x, 1))))
+
+
+def cnn_shape(in_features: int) -> tuple[int, int]:
+    """(side, channels) of flattened square images: 1 channel if in_features is a square, else 3."""
+    for channels in (1, 3):
+        side = math.isqrt(in_features // channels)
+        if in_features % channels == 0 and side * side * channels == in_features:
+            return side, channels
+    raise GisweepError(f"{in_features} features are not a square image of 1 or 3 channels")
+
+
+def build_cnn(in_features: int, n_classes: int, *, width: int = 4, hidden: int = 64,
+              generator: torch.Generator | None = None) -> SmallCNN:
+    """A SmallCNN with PyTorch's default init, drawn from `generator` (seeded: the same network)."""
+    side, channels = cnn_shape(in_features)
+    model = SmallCNN(side, channels, n_classes, width, hidden)
+    with torch.no_grad():
+        for layer in (model.conv, model.fc, model.out):
+            bound = 1.0 / math.sqrt(layer.weight[0].numel())
+            layer.weight.copy_((torch.rand(layer.weight.shape, generator=generator) * 2 - 1) * bound)
+            layer.bias.copy_((torch.rand(layer.bias.shape, generator=generator) * 2 - 1) * bound)
+    return model
+
+
+def save_cnn(model: SmallCNN, path, *, in_features: int, n_classes: int, width: int, hidden: int, meta: dict) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    record = {"arch": CNN_ARCH, "in_features": in_features, "n_classes": n_classes, "width": width,
+              "hidden": hidden, "state_dict": state, "meta": meta}
+    save_torch(record, path)
+
+
+def load_cnn(path, record: dict | None = None) -> SmallCNN:
+    """A saved SmallCNN (sibling of load_model: float32, CPU, eval mode)."""
+    record = load_record(path) if record is None else record
+    if record["arch"] != CNN_ARCH:
+        raise GisweepError(f"{path}: arch '{record['arch']}' is not a CNN ('{CNN_ARCH}'); use load_model")
+    model = build_cnn(record["in_features"], record["n_classes"], width=record["width"], hidden=record["hidden"])
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as e:
+        raise GisweepError(f"{path}: weights do not fit the CNN: {e}") from None
+    return model.eval()
+
+
+def load_network(path) -> nn.Module:
+    """Any saved model: a CNN (load_cnn) or an MLP (load_model), by its record's arch."""
+    record = load_record(path)
+    return load_cnn(path, record) if record["arch"] == CNN_ARCH else load_model(path, record)

@@ -1,6 +1,7 @@
 # Shared by every stage: how rules call the package, and the target lists.
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -96,19 +97,25 @@ def line_classes(dataset, family):
     return classes if isinstance(classes, str) else " ".join(str(c) for c in classes)
 
 
-def line_args(wildcards):
-    """sample-lines options of one family on one dataset (classes, range, count, scale, ...)."""
-    spec = config["lines"][wildcards.family]
-    args = f"--classes {line_classes(wildcards.dataset, wildcards.family)} --t-min {spec['t_min']} --t-max {spec['t_max']}"
-    if "count" in spec:
-        args += f" --count {spec['count']}"
-    if "scale" in spec:
-        args += f" --scale {spec['scale']}"
-    if "other" in spec:
-        args += f" --other {spec['other']}"
-    if "minor_rank" in spec:
-        args += f" --minor-rank {spec['minor_rank']}"
-    return args
+def line_families():
+    """Every family some model is swept on: lines.families, then models.compare_families."""
+    return list(dict.fromkeys([*config["lines"]["families"], *config["models"]["compare_families"]]))
+
+
+def line_settings(wildcards):
+    """sample-lines --settings: each family's options on one dataset (classes, range, count, scale, ...)."""
+    settings = {}
+    for family in line_families():
+        spec = {k: v for k, v in config["lines"][family].items() if k != "classes"}
+        classes = line_classes(wildcards.dataset, family)
+        settings[family] = {**spec, "classes": classes.split() if classes != "all" else "all"}
+    return json.dumps(settings, sort_keys=True)
+
+
+def compared_only_architectures():
+    """Architectures trained only at models.compare_at (Figure 6), swept on models.compare_families."""
+    m = config["models"]
+    return [arch for arch in m["compare_architectures"] if arch not in m["architectures"]]
 
 
 def model_grid():
@@ -342,15 +349,13 @@ BUNDLED_MNIST_HULL_TRAIN_PER_CLASS = 400  # gisweep.data.hull_split: 500 per cla
 
 def check_hull_config(hull, jobs, sweep):
     """Settings the data cannot support fail at parse time, naming the key, before any job runs.
-    (Sizes of a user's directory are checked by the jobs themselves, before their long work.)"""
-    if hull["enabled"] and hull["dataset"] not in config["datasets"]:
-        raise ValueError(f"config hull.dataset: '{hull['dataset']}' is not configured under datasets "
-                         f"(add datasets.{hull['dataset']} with its dims, or set hull.enabled: false)")
+    (Sizes of a user's directory are checked by the jobs themselves, before their long work. A hull.dataset
+    not configured under datasets builds no hull jobs, as before.)"""
     small = sorted({dim for dim, space in jobs if space.startswith("resnet_") and dim < 4})
     if hull["enabled"] and small:
         raise ValueError(f"config hull.dims: {small} are too small for the ResNet's two stride-2 stages "
                          "(need a side of at least 4), or drop 'resnet' from hull.spaces")
-    if hull["dataset"] != "mnist" or not hull["enabled"]:
+    if hull["dataset"] != "mnist" or not hull["enabled"] or "mnist" not in config["datasets"]:
         return
     per_class = hull["train_per_class"]
     cap = BUNDLED_MNIST_HULL_TRAIN_PER_CLASS

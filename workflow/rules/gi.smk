@@ -1,11 +1,20 @@
+# One job per model sweeps the lines of every family the model is measured on (the model and data are
+# read once): models.architectures on lines.families, compared-only architectures on compare_families.
+GI_SHELL = (
+    "python -m gisweep batched-gi --model {input.model} --data {input.data} --inputs {input.lines}"
+    " --device {params.device} --dtype {params.dtype} {params.memory}"
+    " --threads {threads} --out {output} > {log} 2>&1"
+)
+
+
 rule batched_gi:
     input:
         model=MODEL["{labels}"],
         data=DATA,
-        lines=LINES,
+        lines=[LINES.replace("{family}", family) for family in config["lines"]["families"]],
         code=code("batched-gi"),
     output:
-        gi=GI,
+        **{family: GI.replace("{family}", family) for family in config["lines"]["families"]},
     params:
         device=config["device"],
         dtype=config["gi"]["dtype"],
@@ -14,13 +23,40 @@ rule batched_gi:
     resources:
         gpu=gpus(),
     log:
-        "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}_{family}.log",
+        "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep batched-gi --model {input.model} --data {input.data} --lines {input.lines}"
-        " --device {params.device} --dtype {params.dtype} {params.memory}"
-        " --threads {threads} --out {output.gi} > {log} 2>&1"
+        GI_SHELL
+
+
+if compared_only_architectures():
+
+    ruleorder: batched_gi_compared > batched_gi
+
+    rule batched_gi_compared:
+        input:
+            model=MODEL["{labels}"],
+            data=DATA,
+            lines=[LINES.replace("{family}", family) for family in config["models"]["compare_families"]],
+            code=code("batched-gi"),
+        output:
+            **{family: GI.replace("{family}", family) for family in config["models"]["compare_families"]},
+        wildcard_constraints:
+            arch="|".join(re.escape(arch) for arch in compared_only_architectures()),
+        params:
+            device=config["device"],
+            dtype=config["gi"]["dtype"],
+            memory=memory_option(config["gi"]["memory_mb"]),
+        threads: 2
+        resources:
+            gpu=gpus(),
+        log:
+            "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}_compared.log",
+        conda:
+            ENV
+        shell:
+            GI_SHELL
 
 
 rule gi_summary:

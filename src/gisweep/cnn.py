@@ -1,0 +1,125 @@
+"""The CNN stage: a small CNN (gisweep.models.SmallCNN) trained on real or permuted labels, and its
+exact GIs on the same lines as the MLPs (gisweep.gi's general engine).
+
+`train-cnn` writes `model.pt` (models.load_cnn / load_network) and `history.parquet` like the train
+stage, training with gisweep.train.fit (until 100 % training accuracy or the epoch cap). `cnn-gi`
+writes the same GI table as batched-gi (gisweep.gi_stage), for a CNN model file.
+"""
+from __future__ import annotations
+
+import time
+
+
+def train_cnn(data_path, out_model, out_history, *, labels: str, seed: int, width: int, hidden: int,
+              optimizer: str, lr: float, momentum: float, batch_size: int, max_epochs: int,
+              device: str = "auto", threads: int | None = None) -> None:
+    import torch
+
+    from gisweep.data import load_table, training_labels
+    from gisweep.io import provenance, write_parquet
+    from gisweep.models import CNN_ARCH, build_cnn, save_cnn
+    from gisweep.runtime import pick_device, seed_everything
+    from gisweep.train import fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    x_tr, y_true, x_val, y_val = load_table(data_path)
+    y_tr = training_labels(y_true, labels, seed)
+    n_classes = int(max(y_true.max(), y_val.max() if len(y_val) else 0)) + 1
+    gen = seed_everything(seed)
+    model = build_cnn(x_tr.shape[1], n_classes, width=width, hidden=hidden, generator=gen).to(dev)
+
+    def as_t(a, dt=torch.float32):
+        return torch.as_tensor(a, dtype=dt, device=dev)
+
+    start = time.perf_counter()
+    history, converged = fit(model, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val), as_t(y_val, torch.long),
+                             lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, seed=seed,
+                             optimizer=optimizer)
+    last = history.iloc[-1]
+    meta = provenance(stage="train_cnn", data=str(data_path), converged=converged, epochs=int(last.epoch),
+                      labels=labels, arch=CNN_ARCH, seed=seed, width=width, hidden=hidden, optimizer=optimizer,
+                      lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, device=str(dev),
+                      seconds=round(time.perf_counter() - start, 1))
+    save_cnn(model.cpu(), out_model, in_features=x_tr.shape[1], n_classes=n_classes, width=width, hidden=hidden,
+             meta=meta)
+    write_parquet(history, out_history, meta)
+    print(f"{out_model}: {int(last.epoch)} epochs, train acc {last.train_acc:.4f}, val acc {last.val_acc:.4f}")
+    if not converged:
+        import sys
+
+        print(f"WARNING: {out_model}: epoch cap {max_epochs} reached at training accuracy {last.train_acc:.4f} "
+              "< 100%; the model is saved with converged=False", file=sys.stderr)
+
+
+def cnn_gi(model_path, data_path, lines_path, out, *, device: str = "auto", dtype: str = "float64",
+           memory_mb: float | None = None, threads: int | None = None) -> None:
+    """Exact GI of every line of a CNN model file: the table batched-gi writes for an MLP."""
+    import torch
+
+    from gisweep.data import load_table
+    from gisweep.gi import exact_intervals
+    from gisweep.io import provenance, write_parquet
+    from gisweep.lines import materialize, read_lines
+    from gisweep.models import load_cnn, load_record
+    from gisweep.runtime import pick_device, pick_dtype
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev, dt = pick_device(device), pick_dtype(dtype)
+    record = load_record(model_path)
+    model = load_cnn(model_path, record)
+    x_train, _, _, _ = load_table(data_path)
+    lines = read_lines(lines_path)
+    x0, d, t_min, t_max = materialize(lines, x_train, dtype=dt)
+    start = time.perf_counter()
+    stats: dict = {}
+    result = exact_intervals(model, x0.to(dev), d.to(dev), t_min.to(dev), t_max.to(dev), dtype=dt,
+                             memory_mb=memory_mb, progress=f"{out}", stats=stats)
+    seconds = time.perf_counter() - start
+    df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
+    train_meta = record.get("meta", {})
+    families = sorted(set(lines["family"].astype(str))) if len(lines) else []
+    meta = provenance(stage="cnn_gi", model=str(model_path), lines=str(lines_path), device=str(dev),
+                      families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
+                      seed=train_meta.get("seed"), converged=train_meta.get("converged"),
+                      knots=[int(k) for k in stats.get("knots", [])], splits=stats.get("splits"))
+    write_parquet(df, out, meta)
+    rate = len(df) / max(seconds, 1e-9)
+    print(f"{out}: {len(df)} lines in {seconds:.2f} s ({rate:.1f} lines/s), mean GI {df.gi.mean():.4f}, "
+          f"median {df.gi.median():.4f}, mean pieces {df.pieces.mean():.1f}")
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("train-cnn", help="train the small CNN on real or permuted labels")
+    p.add_argument("--data", required=True)
+    p.add_argument("--labels", required=True, choices=["real", "random"])
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--width", type=int, default=4, help="conv feature maps")
+    p.add_argument("--hidden", type=int, default=64, help="units of the hidden Linear layer")
+    p.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
+    p.add_argument("--lr", type=float, default=0.001)
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-epochs", type=int, default=1000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out-model", required=True)
+    p.add_argument("--out-history", required=True)
+    p.set_defaults(func=lambda a: train_cnn(
+        a.data, a.out_model, a.out_history, labels=a.labels, seed=a.seed, width=a.width, hidden=a.hidden,
+        optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
+        device=a.device, threads=a.threads))
+
+    p = sub.add_parser("cnn-gi", help="exact GI of every line of a CNN")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--lines", required=True)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    p.add_argument("--memory-mb", type=float, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=lambda a: cnn_gi(a.model, a.data, a.lines, a.out, device=a.device, dtype=a.dtype,
+                                         memory_mb=a.memory_mb, threads=a.threads))
