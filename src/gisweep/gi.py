@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gisweep import GisweepError
@@ -829,16 +830,16 @@ def _refine_relu(kn: _GraphKnots, source: str, budget: int, pending: int, per_kn
     return out, True
 
 
-def _pool_margins(cand, valid, tol):
-    """Per interval and window: the current maximum's first crossing by another candidate.
+def _pool_crossings(Va, Vb, valid, ta, tb):
+    """The current maximum's first crossing by another candidate, per (interval, window).
 
-    cand [N, W, K] candidates at the knots (invalid ones -inf), tol [N] equality up to rounding.
-    -> f [N-1, W]: fraction of the interval where the arg-max first changes (inf: it does not)."""
-    Va, Vb = cand[:-1], cand[1:]
-    ta, tb = tol[:-1, None, None], tol[1:, None, None]
+    Va, Vb [m, K]: a window's candidates at an interval's left and right knots (invalid ones -inf);
+    valid [m, K]; ta, tb [m] equality up to rounding at each knot. -> f [m], the fraction of the
+    interval where the arg-max first changes (inf: it does not)."""
+    ta, tb = ta[:, None], tb[:, None]
     # the maximum just right of the left knot: among the (nearly) tied maxima, the largest at the right knot
     tied = Va >= Va.amax(-1, keepdim=True) - ta
-    win = torch.where(tied, Vb, -torch.inf).argmax(-1, keepdim=True)  # [N-1, W, 1] (lowest index of equals)
+    win = torch.where(tied, Vb, -torch.inf).argmax(-1, keepdim=True)  # [m, 1] (lowest index of equals)
     ga = Va.gather(-1, win) - Va  # >= 0 up to rounding: the winner's lead at the left knot
     gb = Vb.gather(-1, win) - Vb
     cross = valid & (ga > ta) & (gb < -tb)  # strictly ahead at the left knot, strictly behind at the right
@@ -853,43 +854,61 @@ def _pool_winner(v, valid, tol):
 
 
 def _refine_maxpool(kn: _GraphKnots, op, budget: int, pending: int, per_knot: int, stats):
-    """Knots where a window's arg-max changes, until none does between two knots -> (knots, done)."""
+    """Knots where a window's arg-max changes, until none does between two knots -> (knots, done).
+
+    Screen: a candidate that is the maximum at both ends of an interval (up to rounding) is the
+    maximum throughout (the others are linear and below it at both ends), so only the (interval,
+    window) pairs where the left knot's arg-max is not (nearly) maximal at the right knot are solved.
+    """
     index, valid = op.index, op.valid  # [W, K]
-    first = True
-    for _ in range(4 * index.shape[1] + 8):
-        X = kn.vals[op.source]
+    rounds = 4 * index.shape[1] + 8
+    for r in range(rounds):
+        X = kn.vals[op.source]  # [N, C, H, W]
         N = X.shape[0]
         Xf = X.reshape(N, -1)
+        F_ = Xf.shape[1]
         tol = Xf.abs().amax(1) * _rounding(Xf.dtype)  # [N]
-        cand = Xf[:, index]  # [N, W, K]
-        cand = torch.where(valid, cand, -torch.inf)
-        if first:  # the arg-max of some window differs on the two sides of t = 0
+        if r == 0:  # the arg-max of some window differs on the two sides of t = 0
             interior, k0, kl, kr = _zero_sides(kn)
-            left = (cand.index_select(0, kl) + cand.index_select(0, k0)) / 2  # the pieces' midpoints
-            right = (cand.index_select(0, k0) + cand.index_select(0, kr)) / 2
-            tl = (tol.index_select(0, kl) + tol.index_select(0, k0))
-            tr = (tol.index_select(0, k0) + tol.index_select(0, kr))
+            ca, cb, cc = (torch.where(valid, Xf.index_select(0, rows)[:, index], -torch.inf) for rows in (kl, k0, kr))
+            left, right = (ca + cb) / 2, (cb + cc) / 2  # the two pieces' midpoints
+            tl = tol.index_select(0, kl) + tol.index_select(0, k0)
+            tr = tol.index_select(0, k0) + tol.index_select(0, kr)
             brk = (_pool_winner(left, valid, tl) != _pool_winner(right, valid, tr)).any(1)
             kn.zero_break = kn.zero_break | (brk & interior)
-            first = False
-        f = _pool_margins(cand, valid, tol)  # [N-1, W]
+            del ca, cb, cc, left, right
+        M, arg = F.max_pool2d(X, op.pool.kernel_size, op.pool.stride, op.pool.padding, op.pool.dilation,
+                              op.pool.ceil_mode, return_indices=True)  # [N, C, Ho, Wo], index in H*W
+        C = X.shape[1]
+        Xc = X.reshape(N, C, -1)
+        at_next = Xc[1:].gather(2, arg[:-1].reshape(N - 1, C, -1))  # [N-1, C, L] left winner at the right knot
+        flag = at_next < M[1:].reshape(N - 1, C, -1) - tol[1:, None, None]
         last = kn.start + kn.count - 1
-        f.index_fill_(0, last[:-1], torch.inf)  # no interval from one line to the next
+        flag.index_fill_(0, last[:-1], False)  # no interval from one line to the next
         if stats is not None:
-            stats["peak_bytes"] = max(stats["peak_bytes"], pending + kn.nbytes() + 6 * _nbytes(cand))
-        del cand
-        k, _w = torch.isfinite(f).nonzero(as_tuple=True)
+            stats["peak_bytes"] = max(stats["peak_bytes"], pending + kn.nbytes() + 3 * _nbytes(M) + _nbytes(arg))
+        del M, arg, at_next
+        k, w = flag.reshape(N - 1, -1).nonzero(as_tuple=True)  # [m] interval, window
         if k.shape[0] == 0:
             return kn, True
-        ks, fs, ts, _ = _sorted_new_knots(kn, k, f[k, _w])
+        flat = Xf.reshape(-1)
+        cand_w = index.index_select(0, w)  # [m, K]
+        ok = valid.index_select(0, w)
+        Va = torch.where(ok, flat[k[:, None] * F_ + cand_w], -torch.inf)
+        Vb = torch.where(ok, flat[(k + 1)[:, None] * F_ + cand_w], -torch.inf)
+        f = _pool_crossings(Va, Vb, ok, tol.index_select(0, k), tol.index_select(0, k + 1))
+        hit = torch.isfinite(f).nonzero()[:, 0]
+        if hit.shape[0] == 0:
+            return kn, True
+        ks, fs, ts, _ = _sorted_new_knots(kn, k.index_select(0, hit), f.index_select(0, hit))
         need = (N + ks.shape[0]) * per_knot
         if kn.start.shape[0] > 1 and pending + need > budget:
             return kn, False
         if stats is not None:
             stats["peak_bytes_estimate"] = max(stats["peak_bytes_estimate"], pending + need)
         kn, _ = _insert_knots(kn, ks, fs, ts)
-    raise GisweepError(f"max-pool '{op.name}': arg-max changes did not settle after {4 * index.shape[1] + 8} "
-                       "rounds (a rounding loop; please report the model)")
+    raise GisweepError(f"max-pool '{op.name}': arg-max changes did not settle after {rounds} rounds "
+                       "(a rounding loop; please report the model)")
 
 
 def _graph_sweep(graph, box: list, i: int, t_min, t_max, budget: int, stats, pending: int = 0):

@@ -57,6 +57,7 @@ class Op:
     slope: float = 0.0
     index: torch.Tensor | None = None  # maxpool: [C*L, K] flat input index of each window's candidates
     valid: torch.Tensor | None = None  # maxpool: [C*L, K] candidate inside the (unpadded) input
+    pool: nn.Module | None = None  # maxpool: the module (its arg-max at the knots screens the windows)
     drop_after: list = field(default_factory=list)  # values no later operation reads
 
 
@@ -214,9 +215,10 @@ def read_graph(model: nn.Module, line_shape: tuple, dtype, device) -> Graph:
             relu_width += width
             work = (elem + 2) * width  # |z| and sign-flip bytes
         elif kind == "maxpool":
-            op.index, op.valid = _pool_windows(gm.get_submodule(node.target), shapes[source], shape, device)
+            op.pool = gm.get_submodule(node.target)
+            op.index, op.valid = _pool_windows(op.pool, shapes[source], shape, device)
             relu_width += _numel(shape)
-            work = 6 * elem * op.index.numel()  # candidates, margins and masks per interval
+            work = 4 * elem * _numel(shape)  # the maxima, their arg-max and its values at the next knot
         live[node.name] = _numel(shape)
         # at this operation: every live value, copied once by a merge, plus the work
         per_knot = max(per_knot, 2 * elem * sum(live.values()) + work)
