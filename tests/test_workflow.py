@@ -154,7 +154,7 @@ def test_rerun_one_figure(fig4_run_again):
 
     # plotting code touched, content unchanged: nothing. Snakemake >= 8 re-runs a job for an input
     # newer than its outputs only if the input's checksum differs from the one it recorded.
-    figures_py = project / "src" / "gisweep" / "figures.py"
+    figures_py = project / "src" / "gisweep" / "figures" / "gi.py"
     later = time.time() + 5
     os.utime(figures_py, (later, later))
     assert dry_run(project, FIG4)[0] == Counter()
@@ -351,7 +351,8 @@ def test_paper_preset_plans(tmp_path):
     res = snakemake(project, "--dry-run", "--printshellcmds", "--configfile", "config.paper.yaml", config=None,
                     timeout=600)
     assert res.returncode == 0, res.stdout[-4000:]
-    trains = [line for line in res.stdout.splitlines() if "python -m gisweep train " in line]
+    # three seeds: each cell's seeds train together (train-batch)
+    trains = [line for line in res.stdout.splitlines() if re.search(r"python -m gisweep train(-batch)? ", line)]
     assert trains and all("--optimizer sgd" in t and "--lr 0.01" in t and "--momentum 0.0" in t
                           and "--init-scale 0.05" in t and "--max-epochs 20000" in t for t in trains), trains[:3]
     for seed in (0, 1, 2):
@@ -527,7 +528,7 @@ def test_every_rule_names_the_environment():
     blocks = _rule_blocks()
     assert FIG4_JOBS.keys() <= blocks.keys(), sorted(blocks)
     for name, body in blocks.items():
-        assert re.search(r"^    conda:\n        ENV$", body, flags=re.M), f"rule {name} names no ENV"
+        assert re.search(r"^(\s+)conda:\n\1    ENV$", body, flags=re.M), f"rule {name} names no ENV"
 
 
 # ---------------------------------------------------------------- GPU requests through the SLURM executor

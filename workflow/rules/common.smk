@@ -423,3 +423,27 @@ def fraction_run_file(dataset, dim, arch, pct, seed):
 
 GI_VS_ACCURACY = "results/tables/gi_vs_accuracy.csv"
 LABEL_FRACTIONS = {"table": "results/tables/label_fractions.parquet", "csv": "results/tables/label_fractions.csv"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the CNN stage (workflow/rules/cnn.smk): a small CNN beside the MLP on the same pair lines.
+# Called with "{wildcard}" strings they give the rules' patterns. (Block owned by the CNN stage.)
+
+CNN_ARCH = "cnn"  # gisweep.models.CNN_ARCH: the CNN's folder in place of an MLP architecture
+
+
+def cnn_model_file(dataset, dim, labels, seed):
+    return model_file(dataset, dim, CNN_ARCH, labels, seed)
+
+
+def cnn_history_file(dataset, dim, labels, seed):
+    return history_file(dataset, dim, CNN_ARCH, labels, seed)
+
+
+def cnn_gi_file(dataset, dim, labels, seed, family="pairs"):
+    return gi_file(dataset, dim, CNN_ARCH, labels, seed, family)
+
+
+def cnn_figure():
+    """The MLP-vs-CNN pair-GI figure (figures.format)."""
+    return figure_file("gi_pairs_mlp_vs_cnn")

@@ -1,0 +1,90 @@
+# The CNN beside the MLP (issue 15): a small CNN (gisweep.models.SmallCNN) trained on real and random
+# labels, its exact pair GIs (gisweep.gi's general engine for conv/pool nets), and one figure with the
+# MLP's pair GIs on the same lines. Config section: cnn (opt-in: cnn.enabled, off by default).
+
+CNN = config["cnn"]
+
+
+TARGET_FUNCTIONS.append(lambda: [cnn_figure()] if CNN["enabled"] else [])
+
+
+rule train_cnn:
+    input:
+        data=DATA,
+        code=code("train-cnn"),
+    output:
+        model=cnn_model_file("{dataset}", "{dim}", "{labels}", "{seed}"),
+        history=cnn_history_file("{dataset}", "{dim}", "{labels}", "{seed}"),
+    params:
+        width=CNN["width"],
+        hidden=CNN["hidden"],
+        optimizer=CNN["optimizer"],
+        lr=CNN["lr"],
+        batch_size=CNN["batch_size"],
+        max_epochs=CNN["max_epochs"],
+        device=config["device"],
+    threads: 1
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/train_cnn/{dataset}_d{dim}_{labels}_s{seed}.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep train-cnn --data {input.data} --labels {wildcards.labels} --seed {wildcards.seed}"
+        " --width {params.width} --hidden {params.hidden} --optimizer {params.optimizer} --lr {params.lr}"
+        " --batch-size {params.batch_size} --max-epochs {params.max_epochs} --device {params.device}"
+        " --threads {threads} --out-model {output.model} --out-history {output.history} > {log} 2>&1"
+
+
+rule cnn_gi:
+    input:
+        model=cnn_model_file("{dataset}", "{dim}", "{labels}", "{seed}"),
+        data=DATA,
+        lines=lines_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}"),
+        code=code("cnn-gi"),
+    output:
+        gi=cnn_gi_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}"),
+    params:
+        device=config["device"],
+        dtype=config["gi"]["dtype"],
+        memory=memory_option(CNN["memory_mb"]),
+    threads: 2
+    resources:
+        gpu=gpus(),
+    log:
+        "logs/cnn_gi/{dataset}_d{dim}_{labels}_s{seed}_{family}.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep cnn-gi --model {input.model} --data {input.data} --lines {input.lines}"
+        " --device {params.device} --dtype {params.dtype} {params.memory}"
+        " --threads {threads} --out {output.gi} > {log} 2>&1"
+
+
+rule plot_gi_mlp_vs_cnn:
+    input:
+        mlp=[gi_file(CNN["dataset"], CNN["dim"], CNN["mlp_arch"], labels, CNN["seed"], "pairs")
+             for labels in config["models"]["labels"]],
+        cnn=[cnn_gi_file(CNN["dataset"], CNN["dim"], labels, CNN["seed"], "pairs") for labels in config["models"]["labels"]],
+        code=code("plot-gi-mlp-vs-cnn"),
+    output:
+        figure=report(
+            cnn_figure(),
+            caption="../report/gi_mlp_vs_cnn.rst",
+            category="Generalization intervals",
+            subcategory="MLP vs CNN",
+        ),
+    params:
+        modes=" ".join(config["models"]["labels"]),
+        mlp_name=f"MLP {CNN['mlp_arch']}",
+        cnn_name=f"CNN (conv {CNN['width']}, max-pool, {CNN['hidden']})",
+        title=f"Pair GIs of {CNN['dataset']} {CNN['dim']}×{CNN['dim']} {classes_title(CNN['dataset'], 'pairs')}, seed {CNN['seed']}",
+    log:
+        "logs/figures/gi_pairs_mlp_vs_cnn.log",
+    conda:
+        ENV
+    shell:
+        "python -m gisweep plot-gi-mlp-vs-cnn --mlp {input.mlp} --cnn {input.cnn} --modes {params.modes}"
+        " --mlp-name {params.mlp_name:q} --cnn-name {params.cnn_name:q} --title {params.title:q}"
+        " --out {output.figure} > {log} 2>&1"
