@@ -32,6 +32,7 @@ include: "workflow/rules/along.smk"
 include: "workflow/rules/dynamics.smk"
 include: "workflow/rules/fractions.smk"
 include: "workflow/rules/overparam.smk"
+include: "workflow/rules/cnn.smk"
 
 
 rule all:

@@ -51,7 +51,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot-network-regions": ("gisweep.figures.toy2d", "decision regions per width and regime"),
     "plot-network-disagreement": ("gisweep.figures.toy2d", "disagreement inside vs outside vs parameters"),
     "train-cnn": ("gisweep.cnn", "train the small CNN on real or permuted labels"),
-    "cnn-gi": ("gisweep.cnn", "exact GI of every line of a CNN"),
     "plot-gi-mlp-vs-cnn": ("gisweep.figures.cnn", "pair-GI density of the MLP beside the CNN, real vs random"),
 }
 

@@ -2,8 +2,8 @@
 exact GIs on the same lines as the MLPs (gisweep.gi's general engine).
 
 `train-cnn` writes `model.pt` (models.load_cnn / load_network) and `history.parquet` like the train
-stage, training with gisweep.train.fit (until 100 % training accuracy or the epoch cap). `cnn-gi`
-writes the same GI table as batched-gi (gisweep.gi_stage), for a CNN model file.
+stage, training with gisweep.train.fit (until 100 % training accuracy or the epoch cap). Its exact
+GIs come from batched-gi (gisweep.gi_stage), which loads a CNN model file like an MLP's.
 """
 from __future__ import annotations
 
@@ -53,44 +53,6 @@ def train_cnn(data_path, out_model, out_history, *, labels: str, seed: int, widt
               "< 100%; the model is saved with converged=False", file=sys.stderr)
 
 
-def cnn_gi(model_path, data_path, lines_path, out, *, device: str = "auto", dtype: str = "float64",
-           memory_mb: float | None = None, threads: int | None = None) -> None:
-    """Exact GI of every line of a CNN model file: the table batched-gi writes for an MLP."""
-    import torch
-
-    from gisweep.data import load_table
-    from gisweep.gi import exact_intervals
-    from gisweep.io import provenance, write_parquet
-    from gisweep.lines import materialize, read_lines
-    from gisweep.models import load_cnn, load_record
-    from gisweep.runtime import pick_device, pick_dtype
-
-    if threads:
-        torch.set_num_threads(threads)
-    dev, dt = pick_device(device), pick_dtype(dtype)
-    record = load_record(model_path)
-    model = load_cnn(model_path, record)
-    x_train, _, _, _ = load_table(data_path)
-    lines = read_lines(lines_path)
-    x0, d, t_min, t_max = materialize(lines, x_train, dtype=dt)
-    start = time.perf_counter()
-    stats: dict = {}
-    result = exact_intervals(model, x0.to(dev), d.to(dev), t_min.to(dev), t_max.to(dev), dtype=dt,
-                             memory_mb=memory_mb, progress=f"{out}", stats=stats)
-    seconds = time.perf_counter() - start
-    df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
-    train_meta = record.get("meta", {})
-    families = sorted(set(lines["family"].astype(str))) if len(lines) else []
-    meta = provenance(stage="cnn_gi", model=str(model_path), lines=str(lines_path), device=str(dev),
-                      families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
-                      seed=train_meta.get("seed"), converged=train_meta.get("converged"),
-                      knots=[int(k) for k in stats.get("knots", [])], splits=stats.get("splits"))
-    write_parquet(df, out, meta)
-    rate = len(df) / max(seconds, 1e-9)
-    print(f"{out}: {len(df)} lines in {seconds:.2f} s ({rate:.1f} lines/s), mean GI {df.gi.mean():.4f}, "
-          f"median {df.gi.median():.4f}, mean pieces {df.pieces.mean():.1f}")
-
-
 def register_cli(sub) -> None:
     p = sub.add_parser("train-cnn", help="train the small CNN on real or permuted labels")
     p.add_argument("--data", required=True)
@@ -111,15 +73,3 @@ def register_cli(sub) -> None:
         a.data, a.out_model, a.out_history, labels=a.labels, seed=a.seed, width=a.width, hidden=a.hidden,
         optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
         device=a.device, threads=a.threads))
-
-    p = sub.add_parser("cnn-gi", help="exact GI of every line of a CNN")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--lines", required=True)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=lambda a: cnn_gi(a.model, a.data, a.lines, a.out, device=a.device, dtype=a.dtype,
-                                         memory_mb=a.memory_mb, threads=a.threads))

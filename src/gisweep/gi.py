@@ -33,8 +33,17 @@ pre-activation within that fraction of the largest |pre-activation| of its layer
 margins; the results are then those of exact arithmetic, up to rounding.
 
 `pieces` is the number of linear pieces of the network restricted to [t_min, t_max]: one plus the
-number of distinct interior points where the activation pattern (which neurons are > 0) differs on
-the two sides.
+number of distinct interior points where the activation pattern (which neurons are > 0, and for a
+max-pool which candidate is each window's maximum) differs on the two sides.
+
+Two engines, one meaning: a plain nn.Sequential of Linear/ReLU/Flatten/Identity layers takes the
+fast path (affine maps composed, one matmul per layer at the knots). Any other model (Conv2d,
+pooling, batch norm in eval mode, LeakyReLU, residual additions; see gisweep.gi_graph) is read as a
+graph with torch.fx and swept by the general engine at the end of this file: every live tensor is
+kept at the knots, affine operations are applied to the values there, ReLU/LeakyReLU add their zero
+crossings and a max-pool adds, window by window, the first point where another candidate overtakes
+the current maximum (repeated until no arg-max changes between knots); a knot added anywhere is
+added to every live tensor by linear interpolation, so adding branches stays exact.
 """
 from __future__ import annotations
 
@@ -853,6 +862,19 @@ def _pool_winner(v, valid, tol):
     return (v >= v.amax(-1, keepdim=True) - tol[:, None, None]).to(torch.int8).argmax(-1)
 
 
+def _pool_zero_break(kn: _GraphKnots, Xf, tol, index, valid) -> _GraphKnots:
+    """Mark the lines where some window's arg-max differs on the two sides of t = 0 (the knots are
+    refined: on each piece next to 0 the arg-max is that of the piece's midpoint)."""
+    interior, k0, kl, kr = _zero_sides(kn)
+    ca, cb, cc = (torch.where(valid, Xf.index_select(0, rows)[:, index], -torch.inf) for rows in (kl, k0, kr))
+    left, right = (ca + cb) / 2, (cb + cc) / 2  # [n, W, K] the two pieces' midpoints
+    tl = tol.index_select(0, kl) + tol.index_select(0, k0)
+    tr = tol.index_select(0, k0) + tol.index_select(0, kr)
+    brk = (_pool_winner(left, valid, tl) != _pool_winner(right, valid, tr)).any(1)
+    kn.zero_break = kn.zero_break | (brk & interior)
+    return kn
+
+
 def _refine_maxpool(kn: _GraphKnots, op, budget: int, pending: int, per_knot: int, stats):
     """Knots where a window's arg-max changes, until none does between two knots -> (knots, done).
 
@@ -868,15 +890,6 @@ def _refine_maxpool(kn: _GraphKnots, op, budget: int, pending: int, per_knot: in
         Xf = X.reshape(N, -1)
         F_ = Xf.shape[1]
         tol = Xf.abs().amax(1) * _rounding(Xf.dtype)  # [N]
-        if r == 0:  # the arg-max of some window differs on the two sides of t = 0
-            interior, k0, kl, kr = _zero_sides(kn)
-            ca, cb, cc = (torch.where(valid, Xf.index_select(0, rows)[:, index], -torch.inf) for rows in (kl, k0, kr))
-            left, right = (ca + cb) / 2, (cb + cc) / 2  # the two pieces' midpoints
-            tl = tol.index_select(0, kl) + tol.index_select(0, k0)
-            tr = tol.index_select(0, k0) + tol.index_select(0, kr)
-            brk = (_pool_winner(left, valid, tl) != _pool_winner(right, valid, tr)).any(1)
-            kn.zero_break = kn.zero_break | (brk & interior)
-            del ca, cb, cc, left, right
         M, arg = F.max_pool2d(X, op.pool.kernel_size, op.pool.stride, op.pool.padding, op.pool.dilation,
                               op.pool.ceil_mode, return_indices=True)  # [N, C, Ho, Wo], index in H*W
         C = X.shape[1]
@@ -890,7 +903,7 @@ def _refine_maxpool(kn: _GraphKnots, op, budget: int, pending: int, per_knot: in
         del M, arg, at_next
         k, w = flag.reshape(N - 1, -1).nonzero(as_tuple=True)  # [m] interval, window
         if k.shape[0] == 0:
-            return kn, True
+            return _pool_zero_break(kn, Xf, tol, index, valid), True
         flat = Xf.reshape(-1)
         cand_w = index.index_select(0, w)  # [m, K]
         ok = valid.index_select(0, w)
@@ -899,7 +912,7 @@ def _refine_maxpool(kn: _GraphKnots, op, budget: int, pending: int, per_knot: in
         f = _pool_crossings(Va, Vb, ok, tol.index_select(0, k), tol.index_select(0, k + 1))
         hit = torch.isfinite(f).nonzero()[:, 0]
         if hit.shape[0] == 0:
-            return kn, True
+            return _pool_zero_break(kn, Xf, tol, index, valid), True
         ks, fs, ts, _ = _sorted_new_knots(kn, k.index_select(0, hit), f.index_select(0, hit))
         need = (N + ks.shape[0]) * per_knot
         if kn.start.shape[0] > 1 and pending + need > budget:

@@ -150,7 +150,8 @@ def read_graph(model: nn.Module, line_shape: tuple, dtype, device) -> Graph:
                 kind = "relu"
             elif node.target is F.leaky_relu:
                 kind = "relu"
-                slopes[node.name] = float(node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01))
+                default = node.args[1] if len(node.args) > 1 else 0.01
+                slopes[node.name] = float(node.kwargs.get("negative_slope", default))
             elif node.target in _ADD_FUNCTIONS:
                 if "alpha" in node.kwargs:
                     raise _unsupported(node, gm, " (add with alpha)")
@@ -215,6 +216,8 @@ def read_graph(model: nn.Module, line_shape: tuple, dtype, device) -> Graph:
             relu_width += width
             work = (elem + 2) * width  # |z| and sign-flip bytes
         elif kind == "maxpool":
+            if len(shapes[source]) != 3:
+                raise _unsupported(node, gm, f" on values of shape {list(shapes[source])} per input (needs [C, H, W])")
             op.pool = gm.get_submodule(node.target)
             op.index, op.valid = _pool_windows(op.pool, shapes[source], shape, device)
             relu_width += _numel(shape)
@@ -260,10 +263,11 @@ def _pool_windows(pool: nn.MaxPool2d, in_shape, out_shape, device):
     pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
     (kh, kw), (sh, sw) = pair(pool.kernel_size), pair(pool.stride if pool.stride is not None else pool.kernel_size)
     (ph, pw), (dh, dw) = pair(pool.padding), pair(pool.dilation)
-    C, H, W = in_shape[-3:] if len(in_shape) == 3 else (1, *in_shape[-2:])
+    C, H, W = in_shape
     Ho, Wo = out_shape[-2:]
-    i = torch.arange(Ho, device=device)[:, None, None, None] * sh - ph + torch.arange(kh, device=device)[None, None, :, None] * dh
-    j = torch.arange(Wo, device=device)[None, :, None, None] * sw - pw + torch.arange(kw, device=device)[None, None, None, :] * dw
+    ar = lambda n: torch.arange(n, device=device)  # noqa: E731
+    i = ar(Ho)[:, None, None, None] * sh - ph + ar(kh)[None, None, :, None] * dh  # input row of each candidate
+    j = ar(Wo)[None, :, None, None] * sw - pw + ar(kw)[None, None, None, :] * dw  # ... and column
     i, j = torch.broadcast_tensors(i, j)  # [Ho, Wo, kh, kw]
     valid = (i >= 0) & (i < H) & (j >= 0) & (j < W)
     flat = (i.clamp(0, H - 1) * W + j.clamp(0, W - 1)).reshape(Ho * Wo, kh * kw)

@@ -14,7 +14,7 @@ from gisweep.data import load_table
 from gisweep.gi import exact_intervals
 from gisweep.io import provenance, write_parquet
 from gisweep.lines import materialize, read_lines
-from gisweep.models import load_model, load_record
+from gisweep.models import load_network, load_record
 from gisweep.runtime import pick_device, pick_dtype
 
 
@@ -31,7 +31,7 @@ def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", 
         torch.set_num_threads(threads)
     dev, dt = pick_device(device), pick_dtype(dtype)
     record = load_record(model_path)
-    model = load_model(model_path, record)
+    model = load_network(model_path, record)  # an MLP or a CNN
     x_train, _, _, _ = load_table(data_path)
     train_meta = record.get("meta", {})
     for lines_file, out_file in zip(lines_paths, outs):

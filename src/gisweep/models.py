@@ -148,7 +148,7 @@ def load_cnn(path, record: dict | None = None) -> SmallCNN:
     return model.eval()
 
 
-def load_network(path) -> nn.Module:
+def load_network(path, record: dict | None = None) -> nn.Module:
     """Any saved model: a CNN (load_cnn) or an MLP (load_model), by its record's arch."""
-    record = load_record(path)
+    record = load_record(path) if record is None else record
     return load_cnn(path, record) if record["arch"] == CNN_ARCH else load_model(path, record)

@@ -32,7 +32,7 @@ from gisweep.io import atomic_path, provenance, read_parquet, read_provenance, w
 
 KEYS = ["dataset", "dim", "arch", "labels", "seed", "family"]
 PATH_PATTERN = re.compile(
-    r"(?P<dataset>[a-z0-9_]+)/d(?P<dim>[0-9]+)/(?P<arch>[1-9][0-9]*x[1-9][0-9]*)/(?P<labels>real|random)"
+    r"(?P<dataset>[a-z0-9_]+)/d(?P<dim>[0-9]+)/(?P<arch>[1-9][0-9]*x[1-9][0-9]*|cnn)/(?P<labels>real|random)"
     r"/s(?P<seed>[0-9]+)/gi_(?P<family>[a-z0-9]+)\.parquet$"
 )
 

@@ -42,7 +42,7 @@ rule cnn_gi:
         model=cnn_model_file("{dataset}", "{dim}", "{labels}", "{seed}"),
         data=DATA,
         lines=lines_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}"),
-        code=code("cnn-gi"),
+        code=code("batched-gi"),
     output:
         gi=cnn_gi_file("{dataset}", "{dim}", "{labels}", "{seed}", "{family}"),
     params:
@@ -57,7 +57,7 @@ rule cnn_gi:
     conda:
         ENV
     shell:
-        "python -m gisweep cnn-gi --model {input.model} --data {input.data} --lines {input.lines}"
+        "python -m gisweep batched-gi --model {input.model} --data {input.data} --inputs {input.lines}"
         " --device {params.device} --dtype {params.dtype} {params.memory}"
         " --threads {threads} --out {output.gi} > {log} 2>&1"
 

@@ -149,7 +149,12 @@ def gi_targets():
 
 def summary_inputs(wildcards=None):
     """Every GI file of the default run with the training history of its model."""
-    return {"gi": gi_targets(), "history": [history_file(*run[:5]) for run in gi_runs()]}
+    gi, history = gi_targets(), [history_file(*run[:5]) for run in gi_runs()]
+    if config["cnn"]["enabled"]:  # the CNN's pair GIs beside the MLPs' (workflow/rules/cnn.smk)
+        c = config["cnn"]
+        gi += [cnn_gi_file(c["dataset"], c["dim"], labels, c["seed"], "pairs") for labels in config["models"]["labels"]]
+        history += [cnn_history_file(c["dataset"], c["dim"], labels, c["seed"]) for labels in config["models"]["labels"]]
+    return {"gi": gi, "history": history}
 
 
 # the same paths as wildcard patterns, for rules' outputs
