@@ -232,8 +232,11 @@ def test_help_imports_nothing_heavy():
 # ---------------------------------------------------------------- editing a figure module
 
 
+CONFIG = "tiny_all.yaml"  # the tiny config with the opt-in stages on, so every figure module is used
+
+
 def _planned(project: Path) -> Counter:
-    out = run_ok(project, "--dry-run")
+    out = run_ok(project, "--dry-run", config=CONFIG)
     if re.search(r"^Nothing to be done", out, flags=re.M):
         return Counter()
     table = re.search(r"^Job stats:\n.*?\n-+\s+-+\n(.*?)^total\s+(\d+)$", out, flags=re.M | re.S)
@@ -242,7 +245,7 @@ def _planned(project: Path) -> Counter:
 
 
 def _outputs(project: Path) -> list[str]:
-    out = run_ok(project, "--dry-run", "--forceall")
+    out = run_ok(project, "--dry-run", "--forceall", config=CONFIG)
     return [f for block in re.findall(r"^    output: (.*)$", out, flags=re.M) for f in block.split(", ")]
 
 
@@ -252,6 +255,12 @@ def test_editing_any_figure_module_plans_only_plot_jobs(tmp_path):
     then each module of gisweep/figures edited in turn: the plan holds plot jobs only, and at least
     one. A compute module edited (control) plans compute jobs."""
     project = copy_project(tmp_path / "project")
+    import yaml
+
+    config = yaml.safe_load((project / "tiny.yaml").read_text())
+    config["cnn"] = {"enabled": True, "dim": config["datasets"]["mnist"]["dims"][0],
+                     "mlp_arch": config["models"]["architectures"][0]}
+    (project / CONFIG).write_text(yaml.safe_dump(config))
     outputs = _outputs(project)
     assert any(f.startswith("results/figures/") for f in outputs)
     now = time.time()
