@@ -554,6 +554,15 @@ def _sweep(layers, box: list, i: int, t_min, t_max, budget_bytes: int, stats, pe
     return class0, t_lo, t_hi, _count_pieces(kn, t_min, t_max)
 
 
+def _gather(out: list, dtype, device) -> Intervals:
+    """The Intervals of all chunks: out holds (class0, t_lo, t_hi, pieces) per chunk, in line order."""
+    if not out:
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        return Intervals(empty.long(), empty, empty, empty, empty.long())
+    class0, t_lo, t_hi, pieces = (torch.cat(p) for p in zip(*out))
+    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, pieces)
+
+
 def exact_intervals(
     model: nn.Module,
     x0,
@@ -627,11 +636,7 @@ def exact_intervals(
             out.append(_sweep(layers, box, 0, t_min[sl], t_max[sl], budget, stats))
             bar.update(sl.stop - sl.start)
         bar.close()
-    if not out:
-        empty = torch.zeros(0, dtype=dtype, device=device)
-        return Intervals(empty.long(), empty, empty, empty, empty.long())
-    class0, t_lo, t_hi, pieces = (torch.cat(p) for p in zip(*out))
-    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, pieces)
+    return _gather(out, dtype, device)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1009,11 +1014,7 @@ def _graph_intervals(model, x0, d, t_min, t_max, *, dtype, device, memory_mb, pr
         out.append(_graph_sweep(graph, box, 1, t_min[sl], t_max[sl], budget, stats))
         bar.update(sl.stop - sl.start)
     bar.close()
-    if not out:
-        empty = torch.zeros(0, dtype=dtype, device=device)
-        return Intervals(empty.long(), empty, empty, empty, empty.long())
-    class0, t_lo, t_hi, pieces = (torch.cat(p) for p in zip(*out))
-    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, pieces)
+    return _gather(out, dtype, device)
 
 
 def _graph_grid(model, x0, d, t_min, t_max, steps, *, dtype, device, memory_mb) -> Intervals:
