@@ -79,7 +79,11 @@ rule plot_gi_mlp_vs_cnn:
         modes=" ".join(config["models"]["labels"]),
         mlp_name=f"MLP {CNN['mlp_arch']}",
         cnn_name=f"CNN (conv {CNN['width']}, max-pool, {CNN['hidden']})",
-        title=f"Pair GIs of {CNN['dataset']} {CNN['dim']}×{CNN['dim']} {classes_title(CNN['dataset'], 'pairs')}, seed {CNN['seed']}",
+        # a function: evaluated only when the figure is built (the dataset may not be configured otherwise)
+        title=lambda wc: (
+            f"Pair GIs of {CNN['dataset']} {CNN['dim']}×{CNN['dim']} {classes_title(CNN['dataset'], 'pairs')},"
+            f" seed {CNN['seed']}"
+        ),
     log:
         "logs/figures/gi_pairs_mlp_vs_cnn.log",
     conda:
