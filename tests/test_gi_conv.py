@@ -1,4 +1,4 @@
-"""The exact GI engine on general models (gisweep.gi_graph + gi._graph_sweep): conv, pooling, batch
+"""The exact GI engine on general models (gisweep.gi_graph + gi_general.graph_sweep): conv, pooling, batch
 norm, residual blocks. Checked against an independent float64 reference, the model's own forward
 pass on a dense grid with the first class change refined by bisection (`grid_bisect`), against the
 walking reference for MLPs (tests/gi_reference.py), on hand-made adversarial nets whose answers are
