@@ -55,7 +55,7 @@ from torch import nn
 from gisweep import GisweepError
 from gisweep.gi_general import graph_grid, graph_intervals
 from gisweep.gi_knots import (MAX_CHUNK_LINES, Intervals, Knots, budget_bytes, count_pieces, first_change, gather,
-                              initial_knots, line_ranges, nbytes, rounding, sign_flips)
+                              grid_gather, initial_knots, line_ranges, nbytes, rounding, sign_flips)
 from gisweep.runtime import Progress, exact_matmul
 
 
@@ -484,11 +484,7 @@ def grid_intervals(
                 last_in = ts.gather(1, (first_off - 1).clamp_min(0)[:, None])[:, 0]
                 out.append(torch.where(off.any(1), last_in, end))
             class0.append(c0)
-    if not class0:
-        empty = torch.zeros(0, dtype=dtype, device=device)
-        return Intervals(empty.long(), empty, empty, empty, None)
-    t_lo, t_hi, class0 = torch.cat(t_lo), torch.cat(t_hi), torch.cat(class0)
-    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, None)
+    return grid_gather(class0, t_lo, t_hi, dtype, device)
 
 
 def _forward(layers: list[Affine], x):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from gisweep import GisweepError
 from gisweep.gi_knots import (MAX_CHUNK_LINES, Intervals, Knots, budget_bytes, count_pieces, first_change, gather,
-                              initial_knots, line_ranges, nbytes, rounding, sign_flips)
+                              grid_gather, initial_knots, line_ranges, nbytes, rounding, sign_flips)
 from gisweep.runtime import Progress
 
 
@@ -351,8 +351,4 @@ def graph_grid(model, x0, d, t_min, t_max, steps, *, dtype, device, memory_mb) -
                 first_off = int(off.to(torch.int8).argmax())
                 out.append(ts[first_off - 1] if bool(off.any()) else end)
             class0.append(c0)
-    if not class0:
-        empty = torch.zeros(0, dtype=dtype, device=device)
-        return Intervals(empty.long(), empty, empty, empty, None)
-    t_lo, t_hi, class0 = torch.stack(t_lo), torch.stack(t_hi), torch.stack(class0)
-    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, None)
+    return grid_gather(class0, t_lo, t_hi, dtype, device)

@@ -232,3 +232,12 @@ def gather(out: list, dtype, device) -> Intervals:
         return Intervals(empty.long(), empty, empty, empty, empty.long())
     class0, t_lo, t_hi, pieces = (torch.cat(p) for p in zip(*out))
     return Intervals(class0, t_lo, t_hi, t_hi - t_lo, pieces)
+
+
+def grid_gather(class0: list, t_lo: list, t_hi: list, dtype, device) -> Intervals:
+    """The Intervals of a grid walk (no piece count): class0, t_lo, t_hi per chunk ([m]) or per line ([])."""
+    if not class0:
+        empty = torch.zeros(0, dtype=dtype, device=device)
+        return Intervals(empty.long(), empty, empty, empty, None)
+    class0, t_lo, t_hi = (torch.cat([v.reshape(-1) for v in p]) for p in (class0, t_lo, t_hi))
+    return Intervals(class0, t_lo, t_hi, t_hi - t_lo, None)
