@@ -110,6 +110,7 @@ def test_claims_from_summary(table, tmp_path):
     assert archs.s0 == pytest.approx((2.35 - 2.0) / 2.175) and archs.verdict == FAILS
     train = rows.loc["train_acc_100"]
     assert (train.s0, train.s1, train.pooled, train.verdict) == (1.0, 0.997, 0.997, LOOSE)
+    assert train.reason.endswith("(17 of 18 models at 1; below: mnist 28×28 3x128 random s1 0.997)")
     val = rows.loc["val_acc_random_10"]
     assert val.s1 == 0.12 and val.pooled == pytest.approx(0.32 / 3) and val.verdict == HOLDS
     for key in ("moons_random_much_lower", "cifar10_pairs_similar_32", "gi_tracks_val_acc"):
@@ -172,3 +173,58 @@ def test_claims_module_needs_no_plotting_or_torch():
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# ------------------------------------------------------------------ runs side by side (compare-claims)
+
+
+def test_compare_claims_side_by_side(table, tmp_path):
+    from gisweep.claims_compare import compare_claims
+    from gisweep.io import write_csv
+
+    a = claims_table(gi_claims(table))
+    other = table.copy()
+    other.loc[(other.arch == "1x512") & (other.labels == "random"), "gi_mean"] = 2.3  # archs now similar
+    b = claims_table(gi_claims(other)).iloc[1:]  # and the run lacks the first claim
+    write_csv(a, tmp_path / "a.csv")
+    write_csv(b, tmp_path / "b.csv")
+    md = compare_claims([f"default={tmp_path / 'a.csv'}", f"paper={tmp_path / 'b.csv'}"], tmp_path / "out.md")
+    assert (tmp_path / "out.md").read_text() == md
+    rows = {line.split("(`")[1].split("`)")[0]: line.strip("| ").split(" | ") for line in md.splitlines()
+            if "(`" in line}
+    assert set(rows) == set(a.id)
+    arch = rows["archs_similar_random"]
+    assert arch[3] == FAILS and arch[5] == HOLDS  # default verdict, paper verdict
+    s = a.set_index("id").loc["archs_similar_random"]
+    assert arch[2] == f"{s.s0:.3g} / {s.s1:.3g} / {s.s2:.3g} → {s.pooled:.3g} ± {s.sd:.3g}"
+    assert rows["train_acc_100"][4:6] == ["-", "-"]  # missing in the second run
+    assert rows["moons_random_much_lower"][2] == "—"  # not measured
+    counts = a.verdict.value_counts()
+    assert (f"| default | {counts.get(HOLDS, 0)} | {counts.get(LOOSE, 0)} | {counts.get(FAILS, 0)} | "
+            f"{counts.get(UNMEASURED, 0)} |") in md
+    assert "- default, training accuracy: " + a.set_index("id").loc["train_acc_100"].reason in md
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (["a.csv", "b=b.csv"], "expected NAME=PATH"),
+    (["a=a.csv"], "at least two runs"),
+    (["a=a.csv", "a=b.csv"], "given twice"),
+    (["a=a.csv", "b=missing.csv"], "missing.csv: file not found"),
+    (["a=a.csv", "b=bad.csv"], "bad.csv: not a claims table (missing column(s) figure"),
+])
+def test_compare_claims_bad_input(table, tmp_path, monkeypatch, inputs, message):
+    from gisweep.claims_compare import compare_claims
+    from gisweep.io import write_csv
+
+    monkeypatch.chdir(tmp_path)
+    write_csv(claims_table(gi_claims(table)), "a.csv")
+    write_csv(claims_table(gi_claims(table)), "b.csv")
+    pd.DataFrame({"id": ["x"], "claim": ["y"]}).to_csv("bad.csv", index=False)
+    with pytest.raises(GisweepError, match=re_escape(message)):
+        compare_claims(inputs, "out.md")
+    assert not (tmp_path / "out.md").exists()
+
+
+def re_escape(text):
+    import re
+    return re.escape(text)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batched-gi": ("gisweep.gi_stage", "exact GI of every line of a model"),
     "gi-summary": ("gisweep.summary", "summary table of GI files, with real-vs-random KS"),
     "gi-claims": ("gisweep.claims", "the GI paper's claims with their seed spread and verdicts"),
+    "compare-claims": ("gisweep.claims_compare", "claims tables of several runs (e.g. default, paper preset) side by side"),
     "plot-gi-density": ("gisweep.figures.gi", "GI density panels, real vs random labels"),
     "outputs-along": ("gisweep.along", "network outputs along pair, random and class directions"),
     "plot-along": ("gisweep.figures.along", "figures 1-3: outputs along directions"),
