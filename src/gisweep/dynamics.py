@@ -28,11 +28,9 @@ import pandas as pd
 import torch
 
 from gisweep import GisweepError
-from gisweep.gi import exact_intervals
 from gisweep.io import provenance, read_parquet, read_provenance, write_csv, write_parquet
-from gisweep.lines import materialize, same_class_pairs
-from gisweep.gi_stats import spans_full_range
 from gisweep.models import load_record
+from gisweep.pair_gi import add_pair_gi_args, pair_gi, pair_lines
 from gisweep.runtime import pick_dtype
 from gisweep.train import accuracy, add_training_args, start_training, training_args
 
@@ -64,22 +62,18 @@ def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epoch
     run = start_training(data_path, arch=arch, seed=seed, labels=labels, **options)
     dev = run.device
     # the lines: same-class pairs under the training labels
-    lines = same_class_pairs(run.y_tr, list(classes), t_min, t_max)
-    x0, d, lo, hi = (v.to(dev) for v in materialize(lines, run.x_tr, dtype=dt))  # [L, F], [L, F], [L], [L]
-    lo_np, hi_np = lo.cpu().numpy(), hi.cpu().numpy()
+    lines = pair_lines(run.x_tr, run.y_tr, classes, t_min, t_max, dt, dev)
     rows = []
 
     def measure(epoch: int, net) -> None:
         net.eval()
         with torch.no_grad():
             loss = float(torch.nn.functional.cross_entropy(net(run.x), run.y))
-        res = exact_intervals(net, x0, d, lo, hi, dtype=dt, memory_mb=memory_mb).to_frame()
+        res, gi = pair_gi(net, lines, dt, memory_mb)
         rows.append({"epoch": epoch, "train_acc": accuracy(net, run.x, run.y),
-                     "val_acc": accuracy(net, run.x_val, run.y_val), "train_loss": loss, "lines": len(res),
-                     "mean_gi": res.gi.mean(), "median_gi": res.gi.median(), "std_gi": res.gi.std(ddof=0),
-                     "full_range": float(np.mean(spans_full_range(res.gi, lo_np, hi_np))),
-                     "anchor_correct": float(np.mean(res.class0.to_numpy() == lines.label.to_numpy())),
-                     "mean_pieces": res.pieces.mean(), "final": False})
+                     "val_acc": accuracy(net, run.x_val, run.y_val), "train_loss": loss, **gi,
+                     "anchor_correct": float(np.mean(res.class0.to_numpy() == lines.table.label.to_numpy())),
+                     "final": False})
         print(f"epoch {epoch}: train {rows[-1]['train_acc']:.4f}, val {rows[-1]['val_acc']:.4f}, "
               f"mean GI {rows[-1]['mean_gi']:.4f} over {len(res)} lines", file=sys.stderr, flush=True)
 
@@ -155,13 +149,8 @@ def register_cli(sub) -> None:
     p.add_argument("--labels", default="real", choices=["real", "random"])
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--checkpoint-epochs", type=int, nargs="+", required=True)
-    p.add_argument("--classes", type=int, nargs="+", default=[5])
-    p.add_argument("--t-min", type=float, default=-1.0)
-    p.add_argument("--t-max", type=float, default=2.0)
+    add_pair_gi_args(p)
     add_training_args(p)
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None,
-                   help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--reference-model", default=None, help="model.pt the retrained network must equal")
     p.add_argument("--out-model", default=None)
     p.add_argument("--out", required=True)

@@ -27,10 +27,8 @@ import pandas as pd
 import torch
 
 from gisweep import GisweepError
-from gisweep.gi import exact_intervals
-from gisweep.gi_stats import spans_full_range
 from gisweep.io import provenance, read_parquet, write_csv, write_parquet
-from gisweep.lines import materialize, same_class_pairs
+from gisweep.pair_gi import add_pair_gi_args, pair_gi, pair_lines
 from gisweep.runtime import pick_dtype
 from gisweep.train import accuracy, add_training_args, start_training, training_args
 
@@ -73,16 +71,13 @@ def fraction_run(data_path, out_model, out_run, *, percent: int, arch: str, seed
     history, converged = run.fit()
     model, y_tr, y_true = run.model.eval(), run.y_tr, run.y_true
     last = history.iloc[-1]
-    lines = same_class_pairs(y_tr, list(classes), t_min, t_max)
-    x0, d, lo, hi = (v.to(run.device) for v in materialize(lines, run.x_tr, dtype=dt))  # [L, F], [L, F], [L], [L]
-    res = exact_intervals(model, x0, d, lo, hi, dtype=dt, memory_mb=memory_mb).to_frame()
+    lines = pair_lines(run.x_tr, y_tr, classes, t_min, t_max, dt, run.device)
+    _, gi = pair_gi(model, lines, dt, memory_mb)
     true_acc = accuracy(model, run.x, torch.as_tensor(y_true, dtype=torch.long, device=run.device))
     row = {"percent": percent, "seed": seed, "n_train": len(y_tr), "randomized": candidate_count(len(y_tr), percent / 100),
            "changed": int((y_tr != y_true).sum()), "epochs": int(last.epoch), "converged": bool(converged),
            "train_acc": float(last.train_acc), "train_acc_true": true_acc, "val_acc": float(last.val_acc),
-           "lines": len(res), "mean_gi": res.gi.mean(), "median_gi": res.gi.median(), "std_gi": res.gi.std(ddof=0),
-           "full_range": float(np.mean(spans_full_range(res.gi, lo.cpu().numpy(), hi.cpu().numpy()))),
-           "mean_pieces": res.pieces.mean()}
+           **gi}
     df = pd.DataFrame([row])[RUN_COLUMNS]
     meta = provenance(stage="label_fraction_run", data=str(data_path), percent=percent, classes=list(classes),
                       t_min=t_min, t_max=t_max, converged=bool(converged), epochs=int(last.epoch), **run.settings)
@@ -125,13 +120,8 @@ def register_cli(sub) -> None:
     p.add_argument("--percent", type=int, required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--classes", type=int, nargs="+", default=[5])
-    p.add_argument("--t-min", type=float, default=-1.0)
-    p.add_argument("--t-max", type=float, default=2.0)
+    add_pair_gi_args(p)
     add_training_args(p)
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None,
-                   help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")
     p.add_argument("--out-model", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: fraction_run(
