@@ -110,7 +110,7 @@ def test_claims_from_summary(table, tmp_path):
     assert archs.s0 == pytest.approx((2.35 - 2.0) / 2.175) and archs.verdict == FAILS
     train = rows.loc["train_acc_100"]
     assert (train.s0, train.s1, train.pooled, train.verdict) == (1.0, 0.997, 0.997, LOOSE)
-    assert train.reason.endswith("(17 of 18 models at 1; below: mnist 28×28 3x128 random s1 0.997)")
+    assert train.reason.endswith("(17 of 18 models at 1; below: mnist d28 3x128 random s1 0.997)")
     val = rows.loc["val_acc_random_10"]
     assert val.s1 == 0.12 and val.pooled == pytest.approx(0.32 / 3) and val.verdict == HOLDS
     for key in ("moons_random_much_lower", "cifar10_pairs_similar_32", "gi_tracks_val_acc"):

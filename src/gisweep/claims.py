@@ -187,7 +187,7 @@ def models_below(models: pd.DataFrame, level: float) -> str:
     below = models[models.train_acc < level].sort_values(["dataset", "dim", "arch", "labels", "seed"])
     text = f"{len(models) - len(below)} of {len(models)} models at {level:g}"
     if len(below):
-        text += "; below: " + ", ".join(f"{r.dataset} {r.dim}×{r.dim} {r.arch} {r.labels} s{r.seed} {r.train_acc:.4g}"
+        text += "; below: " + ", ".join(f"{r.dataset} d{r.dim} {r.arch} {r.labels} s{r.seed} {r.train_acc:.4g}"
                                         for r in below.itertuples())
     return text
 
