@@ -394,6 +394,13 @@ def test_train_size_sweep_table_fit_and_figure(data, tmp_path, capsys):
     m = df[df["kind"] == "measured"]
     assert sorted(m["train_points"].unique()) == [8, 15, N_TRAIN] and sorted(m["seed"].unique()) == [0, 1]
     assert not m.duplicated(["train_points", "seed", "statistic"]).any()  # one row per N, seed and statistic
+    # no timing in the table: the same sweep again writes the same bytes (the seconds are in the log)
+    assert "seconds" not in set(df["statistic"])
+    again = tmp_path / "again" / "hull_vs_train_size.csv"
+    assert main(["hull-train-size", "--data", str(path), "--sizes", "8", "15", str(N_TRAIN), "--seeds", "0", "1",
+                 "--dataset", "toy", "--dim", "4", "--extrapolate-to", "100", "--device", "cpu", "--threads", "1",
+                 "--out", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
     # one measurement by hand: the seed-1 subsample of 15 training rows
     idx = subsample(N_TRAIN, 15, 1)
     res = hull_distance(train[idx], test, device="cpu", progress=False)

@@ -40,12 +40,12 @@ def train_cnn(data_path, out_model, out_history, *, labels: str, seed: int, widt
     last = history.iloc[-1]
     meta = provenance(stage="train_cnn", data=str(data_path), converged=converged, epochs=int(last.epoch),
                       labels=labels, arch=CNN_ARCH, seed=seed, width=width, hidden=hidden, optimizer=optimizer,
-                      lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, device=str(dev),
-                      seconds=round(time.perf_counter() - start, 1))
+                      lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs, device=str(dev))
+    seconds = time.perf_counter() - start
     save_cnn(model.cpu(), out_model, in_features=x_tr.shape[1], n_classes=n_classes, width=width, hidden=hidden,
              meta=meta)
     write_parquet(history, out_history, meta)
-    print(f"{out_model}: {int(last.epoch)} epochs, train acc {last.train_acc:.4f}, val acc {last.val_acc:.4f}")
+    print(f"{out_model}: {int(last.epoch)} epochs in {seconds:.1f} s, train acc {last.train_acc:.4f}, val acc {last.val_acc:.4f}")
     if not converged:
         import sys
 

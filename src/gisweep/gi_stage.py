@@ -44,7 +44,7 @@ def batched_gi(model_path, data_path, lines_path, out, *, device: str = "auto", 
         df = lines.drop(columns=["d"], errors="ignore").join(result.to_frame())
         families = sorted(set(lines["family"].astype(str))) if len(lines) else []
         meta = provenance(stage="batched_gi", model=str(model_path), lines=str(lines_file), device=str(dev),
-                          families=families, dtype=dtype, memory_mb=memory_mb, seconds=round(seconds, 3),
+                          families=families, dtype=dtype, memory_mb=memory_mb,
                           seed=train_meta.get("seed"), converged=train_meta.get("converged"))
         write_parquet(df, out_file, meta)
         rate = len(df) / max(seconds, 1e-9)

@@ -209,8 +209,7 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
     meta = provenance(stage="hull_distance", data=str(data_path), space=space, model=str(model_path or ""),
                       tol=tol, max_iter=max_iter, n_random=n_random, random_seed=random_seed, max_test=max_test,
                       support_k=support_k, abs_tol=abs_tol, wavelet_mode=wavelet_mode, wavelet_level=wavelet_level,
-                      subset_levels=subset_levels, device=str(dev), dtype=dtype, summary=summary,
-                      seconds=round(time.monotonic() - t0, 2))
+                      subset_levels=subset_levels, device=str(dev), dtype=dtype, summary=summary)
     write_parquet(df[COLUMNS], out, meta)
     for kind in ("test", "random"):
         s = summary.get(kind)

@@ -81,11 +81,21 @@ def write_csv(df: pd.DataFrame, path) -> None:
 
 
 def save_torch(record: dict, path) -> None:
-    """torch.save a record of tensors and plain values, atomically."""
+    """torch.save a record of tensors and plain values, atomically, with the same bytes on every run.
+
+    torch's zip writer names the archive's records after the file it writes to (`<stem>/data.pkl`),
+    so saving straight to the random temporary name would make every run's file differ. Saved to
+    a buffer, the records are named `archive/...` whatever the final name; the bytes then go
+    through the temporary file like every other output.
+    """
+    import io
+
     import torch
 
+    buf = io.BytesIO()
+    torch.save(record, buf)
     with atomic_path(path) as tmp:
-        torch.save(record, tmp)
+        tmp.write_bytes(buf.getvalue())
 
 
 def load_torch(path, kind: str, required=()) -> dict:

@@ -34,7 +34,8 @@ def check_images(features: int, where: str) -> tuple[int, int]:
 def fit_resnet(x, y, *, side: int, channels: int = 1, seed: int = 0, epochs: int = 5, lr: float = 3e-3,
                batch_size: int = 64, width: int = 16, log_every: float = 5.0) -> tuple[ResNet20, list[dict]]:
     """Train on x [n, side*side*channels] (float, [0, 1]) and labels y [n]; returns (model in eval mode,
-    history: per epoch the mean loss, the running minibatch accuracy (train mode), wall and CPU seconds so far)."""
+    history: per epoch the mean loss and the running minibatch accuracy (train mode); no timings, so that
+    the model file, which stores it, has the same bytes on every run; the progress lines print them)."""
     seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -61,8 +62,7 @@ def fit_resnet(x, y, *, side: int, channels: int = 1, seed: int = 0, epochs: int
             correct += int((logits.argmax(1) == yt[idx]).sum())
         sched.step()
         seconds = time.monotonic() - t0
-        history.append({"epoch": epoch, "loss": total / len(xt), "running_acc": correct / len(xt),
-                        "seconds": round(seconds, 2), "cpu_seconds": round(time.process_time() - cpu0, 2)})
+        history.append({"epoch": epoch, "loss": total / len(xt), "running_acc": correct / len(xt)})
         if time.monotonic() - last > log_every or epoch == epochs:
             last = time.monotonic()
             print(f"resnet epoch {epoch}: loss {total / len(xt):.4f}, running train acc {correct / len(xt):.4f}, "
@@ -100,8 +100,7 @@ def train_resnet(data_path, out, *, seed: int = 0, epochs: int = 5, lr: float = 
     train_acc, test_acc = accuracy(model, x_tr, y_tr), accuracy(model, x_te, y_te)
     meta = provenance(stage="train_resnet", data=str(data_path), seed=seed, epochs=epochs, lr=lr,
                       batch_size=batch_size, width=width, history=history, train_acc=train_acc, test_acc=test_acc,
-                      train_points=int(len(x_tr)), test_points=int(len(x_te)),
-                      seconds_per_epoch=round(train_seconds / epochs, 2), seconds=round(time.monotonic() - t0, 2))
+                      train_points=int(len(x_tr)), test_points=int(len(x_te)))
     save_resnet(model, out, n_classes=model.head.out_features, meta=meta)
     print(f"{out}: ResNet-20 (width {width}) on {len(x_tr)} {side}x{side}x{channels} images, {epochs} epochs in "
           f"{train_seconds:.1f} s ({train_seconds / epochs:.1f} s/epoch); train acc {train_acc:.4f}, test acc "

@@ -62,6 +62,7 @@ def distance_distributions(series: list[tuple[str, str]], out, title: str = "") 
                 f"p(normal) {p if p is None else f'{p:.2g}'}" + (f"\n{uncert} NOT certified" if uncert else ""),
                 transform=ax.transAxes, ha="right", va="top", fontsize=7)
         ax.set_xlabel("distance to training hull")
+        ax.set_ylabel("density")
         ax.legend(fontsize=7, loc="upper left")
     if title:
         fig.suptitle(title)

@@ -122,6 +122,8 @@ def plot_polynomial_boundaries(curves_df: pd.DataFrame, metrics_df: pd.DataFrame
         ax.scatter(train_xy[:, 0], train_xy[:, 1], c=np.where(train_y > 0, POSITIVE, NEGATIVE), s=7, zorder=3)
         ax.set_ylim(*ylim)
         ax.set_title(f"degree {degree}: {degree + 1} coefficients / {len(train_xy)} points", fontsize=8)
+        ax.set_xlabel("x1", fontsize=7)
+        ax.set_ylabel("x2", fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5, loc="lower left")
     for ax in axes.ravel()[len(degrees):]:
@@ -161,8 +163,11 @@ def plot_polynomial_disagreement(metrics_df: pd.DataFrame, path) -> None:
 
 def plot_network_regions(regions_df: pd.DataFrame, metrics_df: pd.DataFrame, path) -> None:
     """Decision regions per width (columns) and regime (rows), with the training hull (dashed),
-    the training points and the true curve (black)."""
+    the training points and the true curve (black); axes x1, x2, and a legend naming the class
+    colours of the regions and of the points."""
     from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     _require(regions_df, ["kind", "width", "regime", "x1", "x2", "label", "inside_hull"], "regions")
     _require(metrics_df, ["width", "regime", "reference", "n_params", "train_acc", "test_acc_outside"], "metrics")
@@ -171,7 +176,8 @@ def plot_network_regions(regions_df: pd.DataFrame, metrics_df: pd.DataFrame, pat
     widths = sorted(grid["width"].unique())
     regimes = list(dict.fromkeys(grid["regime"]))
     own = metrics_df[metrics_df["reference"] == "truth"].set_index(["width", "regime"])
-    cmap = ListedColormap(["#f4b6b6", "#b6cdf4"])
+    region_colors = {-1: "#f4b6b6", 1: "#b6cdf4"}  # predicted class -1 / +1
+    cmap = ListedColormap([region_colors[-1], region_colors[1]])
     fig, axes = plt.subplots(len(regimes), len(widths), figsize=(2.6 * len(widths), 2.7 * len(regimes)),
                              squeeze=False, sharex=True, sharey=True)
     for i, reg in enumerate(regimes):
@@ -189,8 +195,21 @@ def plot_network_regions(regions_df: pd.DataFrame, metrics_df: pd.DataFrame, pat
             ax.set_title(f"w={w} ({int(m.n_params)} p) {reg}\ntrain {m.train_acc:.2f}, out-test {m.test_acc_outside:.2f}",
                          fontsize=7)
             ax.tick_params(labelsize=6)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("x1", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("x2", fontsize=7)
+    handles = [Patch(color=region_colors[1], label="predicted +1"),
+               Patch(color=region_colors[-1], label="predicted -1"),
+               Line2D([], [], ls="", marker="o", ms=4, color=POSITIVE, label="training point, class +1"),
+               Line2D([], [], ls="", marker="o", ms=4, color=NEGATIVE, label="training point, class -1"),
+               Line2D([], [], color="k", lw=0.8, label="true boundary"),
+               Line2D([], [], color="k", lw=0.8, ls="--", label="training convex hull")]
     fig.suptitle("MLP decision regions; dashed: training convex hull, black: true boundary", fontsize=9)
     fig.tight_layout()
+    # below the panels, after tight_layout (which does not place figure legends)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=6,
+               frameon=False)
     save_figure(fig, path)  # closes the figure
 
 
