@@ -35,8 +35,8 @@ except WorkflowError:
     problems = schema_problems(config, load_config_file(CONFIG_SCHEMA), CONFIG_FILES)
     if problems is None:
         raise
-    raise WorkflowError(f"Error validating config file(s) {', '.join(CONFIG_FILES)} against "
-                        f"{CONFIG_SCHEMA.name}:\n{problems}") from None
+    raise WorkflowError(f"Error validating config file(s) {', '.join(CONFIG_FILES) or '(none: --config only)'} "
+                        f"against {CONFIG_SCHEMA.name}:\n{problems}") from None
 
 
 wildcard_constraints:

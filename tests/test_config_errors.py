@@ -140,6 +140,9 @@ def test_loader_keeps_what_safe_load_reads(tmp_path):
     path.write_text("list:\n  - {a: 1, b: 2, a: 3}\n")
     with pytest.raises(ConfigError, match=r"line 2: key list\[0\]\.a is given twice"):
         load_config_file(path)
+    path.write_text('{\n\t"train": {"lr": 0.1, "lr": 0.2}}')  # JSON, as Snakemake also reads
+    with pytest.raises(ConfigError, match=r"key 'lr' is given twice in one object"):
+        load_config_file(path)
 
 
 @pytest.mark.parametrize(

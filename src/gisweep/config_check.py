@@ -14,6 +14,7 @@ file and line of the error.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def _check_unique_keys(node, parts, path) -> None:
             _check_unique_keys(item, [*parts, i], path)
 
 
+def _unique_json_keys(pairs, path) -> dict:
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ConfigError(f"config file {path}: key {twice[0]!r} is given twice in one object; JSON readers "
+                          "keep only the last value, so remove one")
+    return dict(pairs)
+
+
 def load_config_file(path: str | Path) -> dict:
     """A YAML (or JSON) config file, parsed strictly; ConfigError names the file and line of a syntax
     error or of a key given twice."""
@@ -56,6 +66,14 @@ def load_config_file(path: str | Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {path}: cannot be read ({e})") from None
+    try:  # Snakemake reads a file as JSON first, then as YAML (which would reject JSON's tab indentation)
+        data = json.loads(text, object_pairs_hook=lambda pairs: _unique_json_keys(pairs, path))
+    except ValueError:
+        pass
+    else:
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: holds a {type(data).__name__}, not a mapping of config keys")
+        return data
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
