@@ -10,6 +10,11 @@ SRC = Path(workflow.basedir) / "src"
 # and on a cluster each job re-reads this file.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [str(SRC), os.environ.get("PYTHONPATH")] if p))
 ENV = "../../envs/gisweep.yaml"
+# Ends each shell command, as f"{TO_LOG}" (`snakemake --lint` takes a string plus a name for a path).
+# The job's stdout and stderr go to its log file; when the command fails, the end of the log is also
+# printed on the console, so the error is on screen without --show-failed-logs (which the default
+# profile sets, to print the whole log).
+TO_LOG = " > {log:q} 2>&1 || (status=$?; tail -n 20 {log:q} >&2; exit $status)"
 
 
 sys.path.insert(0, str(SRC))
@@ -71,13 +76,15 @@ check_source_dirs()
 
 
 def data_args(wildcards):
-    """prepare-data options that depend on the dataset: its source directory, or the two-moons settings."""
+    """prepare-data options that depend on the dataset: its source directory, or the two-moons settings.
+    Like every helper that builds options, a list of arguments: passed as `{params.x:q}`, each is quoted,
+    so a directory name with spaces, quotes or `$(...)` stays one argument."""
     spec = config["datasets"][wildcards.dataset]
     if wildcards.dataset in ("cifar10", "mnist_idx"):
-        return f"--source-dir '{Path(spec['dir']).expanduser()}'"
+        return ["--source-dir", str(Path(spec["dir"]).expanduser())]
     if wildcards.dataset == "moons":
-        return f"--moons-noise {spec['noise']} --moons-train {spec['n_train']} --moons-test {spec['n_test']}"
-    return ""
+        return ["--moons-noise", spec["noise"], "--moons-train", spec["n_train"], "--moons-test", spec["n_test"]]
+    return []
 
 
 def train_settings(dataset):
@@ -86,9 +93,9 @@ def train_settings(dataset):
 
 
 def train_options(dataset, **overrides):
-    """The settings as `gisweep train` options, e.g. '--optimizer sgd --lr 0.01 ...'."""
+    """The settings as `gisweep train` arguments, e.g. ['--optimizer', 'sgd', '--lr', 0.01, ...]."""
     settings = {**train_settings(dataset), **overrides}
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in sorted(settings.items()))
+    return [arg for key, value in sorted(settings.items()) for arg in (f"--{key.replace('_', '-')}", value)]
 
 
 def line_classes(dataset, family):
@@ -320,8 +327,8 @@ def summary_targets():
 
 
 def memory_option(memory_mb):
-    """`--memory-mb N`, or nothing when the config leaves the budget to the device (null)."""
-    return "" if memory_mb is None else f"--memory-mb {memory_mb}"
+    """['--memory-mb', N], or no argument when the config leaves the budget to the device (null)."""
+    return [] if memory_mb is None else ["--memory-mb", memory_mb]
 
 
 def gpus():
