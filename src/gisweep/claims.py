@@ -98,7 +98,7 @@ def verdict(claim: Claim) -> tuple[str, str]:
     p = claim.params
     if claim.kind == "all":
         if (vals >= p["level"]).all():
-            return HOLDS, f"every model at {p['level']:g}"
+            return HOLDS, p.get("holds_reason", "every model at {level:g}").format(**p)
         low = float(vals.min())
         if (vals >= p["level"] - p["loose"]).all():
             return LOOSE, f"lowest {low:.4g}, within {p['loose']:g}"

@@ -6,53 +6,8 @@
 # points of hull.claims_examples test images per split (hull/s{seed}/claims_nearest_pixels.parquet, every
 # split) feed the row "the direction carries the object".
 
-HULL_CLAIMS = {"markdown": "results/tables/hull_claims.md", "csv": "results/tables/hull_claims.csv"}
 # the side of the claims: the largest of hull.dims the run builds, else the largest pixel-only side
 HULL_CLAIMS_DIM = max([d for d in HULL_JOB_DIMS if d in HULL["dims"]] or HULL_JOB_DIMS, default=None)
-
-
-def hull_split_dir(dataset, dim, seed):
-    return f"{hull_dir(dataset, dim)}/s{seed}"
-
-
-def hull_split_data(dataset, dim, seed):
-    """The data table of one hull split: the hull stage's own for hull.seed."""
-    if str(seed) == str(HULL["seed"]):
-        return hull_data_file(dataset, dim)
-    return f"{hull_split_dir(dataset, dim, seed)}/data.parquet"
-
-
-def hull_split_file(dataset, dim, space, seed):
-    """One space's hull table on one split: the hull stage's own for hull.seed."""
-    if str(seed) == str(HULL["seed"]):
-        return hull_file(dataset, dim, space)
-    return f"{hull_split_dir(dataset, dim, seed)}/{space}.parquet"
-
-
-def hull_claims_nearest(dataset, dim, seed):
-    return f"{hull_split_dir(dataset, dim, seed)}/claims_nearest_pixels.parquet"
-
-
-def hull_claims_tables():
-    """[(split seed, hull table)] behind the claims: split spaces on every split, learned ones on hull.seed."""
-    if HULL_CLAIMS_DIM is None:
-        return []
-    at = [space for dim, space in HULL_JOBS if dim == HULL_CLAIMS_DIM]
-    split = [s for s in at if s == "pixels" or s.startswith("wavelet_")]
-    learned = [s for s in at if s.startswith(("hidden_", "resnet_"))]
-    if any(s.startswith("resnet_") for s in learned):
-        learned += [f"resnet_{layer}_s{seed}" for seed in HULL["resnet_seeds"] if seed != HULL["resnet_seed"]
-                    for layer in ("prepool", "pool")]
-    return [(seed, hull_split_file(HULL_DATASET, HULL_CLAIMS_DIM, s, seed)) for seed in HULL["seeds"] for s in split] + [
-        (HULL["seed"], hull_file(HULL_DATASET, HULL_CLAIMS_DIM, s)) for s in learned
-    ]
-
-
-def hull_claims_nearest_tables():
-    """[(split seed, nearest-point table)] of the ink-share row (pixels at HULL_CLAIMS_DIM)."""
-    if (HULL_CLAIMS_DIM, "pixels") not in HULL_JOBS:
-        return []
-    return [(seed, hull_claims_nearest(HULL_DATASET, HULL_CLAIMS_DIM, seed)) for seed in HULL["seeds"]]
 
 
 TARGET_FUNCTIONS.append(lambda: list(HULL_CLAIMS.values()) if HULL["enabled"] and hull_claims_tables() else [])
@@ -62,7 +17,7 @@ rule hull_split_data:
     input:
         code=code("prepare-hull-data"),
     output:
-        table=hull_split_dir("{dataset}", "{dim}", "{seed}") + "/data.parquet",
+        table=hull_split_path("{dataset}", "{dim}", "{seed}", "data.parquet"),
     params:
         source=lambda wc: data_args(wc) if wc.dataset != "moons" else "",
         per_class=HULL["train_per_class"],
@@ -81,7 +36,7 @@ rule hull_split_distance:
         data=rules.hull_split_data.output.table,
         code=code("hull-distance"),
     output:
-        table=hull_split_dir("{dataset}", "{dim}", "{seed}") + "/{space}.parquet",
+        table=hull_split_path("{dataset}", "{dim}", "{seed}", "{space}.parquet"),
     wildcard_constraints:
         space="pixels|wavelet_[a-z0-9.]+?(_subset)?",
     params:
