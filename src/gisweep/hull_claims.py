@@ -206,7 +206,8 @@ def hull_claims(spaces: dict, enrichment: dict, ink_missing: str = "", sweep: pd
     for space, v in per_space(spaces, PAPER_SPACES["outside"], "fraction_outside"):
         add(f"outside_{space}", "§2", f"every test point lies outside the training hull ({space})",
             "fraction of test points certified outside; pooled: the lowest seed", "all", v, lowest(v), RULE_ALL,
-            level=OUTSIDE_LEVEL, loose=OUTSIDE_LOOSE, loose_level=OUTSIDE_LEVEL - OUTSIDE_LOOSE, holds_reason=EVERY_SEED)
+            level=OUTSIDE_LEVEL, loose=OUTSIDE_LOOSE, loose_level=OUTSIDE_LEVEL - OUTSIDE_LOOSE,
+            holds_reason=EVERY_SEED)
     for space, v in per_space(spaces, PAPER_SPACES["normal"], "normaltest_p"):
         add(f"normal_{space}", "§2", f"test distances resemble a normal distribution ({space})",
             "normality test p (D'Agostino-Pearson) of the test distances; pooled: the lowest seed", "all", v,
@@ -221,12 +222,14 @@ def hull_claims(spaces: dict, enrichment: dict, ink_missing: str = "", sweep: pd
         pooled = (mean({s: t[s] for s in rel}) - mean({s: r[s] for s in rel})) / mean({s: r[s] for s in rel})
     else:
         rel, pooled = {}, np.nan
-    add("closer_than_random_pixels", "§2", "test points are much closer to the hull than uniform random points (pixels)",
+    add("closer_than_random_pixels", "§2",
+        "test points are much closer to the hull than uniform random points (pixels)",
         "(mean test distance - mean random distance) / mean random distance", "direction", rel, pooled, RULE_BELOW,
         "no random queries in the pixel hull table", sign=-1, size=CLOSER_SIZE, target=0.0)
 
     for space, v in per_space(spaces, PAPER_SPACES["fraction"], "rel_mean"):
-        add(f"diameter_fraction_{space}", "§2", f"test distances are a significant fraction of the hull's diameter ({space})",
+        add(f"diameter_fraction_{space}", "§2",
+            f"test distances are a significant fraction of the hull's diameter ({space})",
             "mean test distance / diameter", "direction", v, mean(v), RULE_ABOVE,
             sign=1, size=0.0, target=SIGNIFICANT_FRACTION)
     far = dict(per_space(spaces, "pixels", "rel_max")).get("pixels", {})
@@ -255,7 +258,8 @@ def hull_claims(spaces: dict, enrichment: dict, ink_missing: str = "", sweep: pd
     add("trend_falls_with_n", "N trend", "distance / diameter falls with the training size N, as N^b (pixels; the "
         "trend behind the extrapolation, not a paper claim)", "fitted power b of mean test distance / diameter",
         "direction", slopes, slope, RULE_BELOW, why, sign=-1, size=0.0, target=0.0)
-    add("diameter_fraction_extrapolated", f"N trend, extrapolated to N = {n_far:,}" if n_far else "N trend, extrapolated",
+    where = f"N trend, extrapolated to N = {n_far:,}" if n_far else "N trend, extrapolated"
+    add("diameter_fraction_extrapolated", where,
         "extrapolated to the paper's N: test distances still a significant fraction of the diameter (pixels)",
         "mean test distance / diameter at the largest N, from the power-law fit", "direction", values, value,
         RULE_ABOVE, why, sign=1, size=0.0, target=SIGNIFICANT_FRACTION)
@@ -280,7 +284,8 @@ def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
         "",
         "Thresholds, fixed before the numbers:",
         "",
-        f"- every test point outside: all of them certified outside in every seed (loosely >= {OUTSIDE_LEVEL - OUTSIDE_LOOSE:g});",
+        "- every test point outside: all of them certified outside in every seed "
+        f"(loosely >= {OUTSIDE_LEVEL - OUTSIDE_LOOSE:g});",
         f"- normal: the normality test's p >= {NORMAL_ALPHA:g} in every seed (loosely >= {NORMAL_LOOSE_ALPHA:g});",
         f"- much closer than random: test distances at least {CLOSER_SIZE:g} below random ones, relatively;",
         f"- significant fraction of the diameter: mean test distance / diameter above {SIGNIFICANT_FRACTION:g};",
