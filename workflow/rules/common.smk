@@ -459,3 +459,55 @@ def cnn_gi_file(dataset, dim, labels, seed, family="pairs"):
 def cnn_figure():
     """The MLP-vs-CNN pair-GI figure (figures.format)."""
     return figure_file("gi_pairs_mlp_vs_cnn")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the hull claims table (workflow/rules/hull_claims.smk): further hull splits under hull/s{seed}/,
+# the split hull.seed being the hull stage's own. HULL_CLAIMS_DIM is set there. (Block owned by that stage.)
+
+HULL_CLAIMS = {"markdown": "results/tables/hull_claims.md", "csv": "results/tables/hull_claims.csv"}
+
+
+def hull_split_path(dataset, dim, seed, name):
+    """A file of the hull split `seed` under hull/s{seed}/."""
+    return f"{hull_dir(dataset, dim)}/s{seed}/{name}"
+
+
+def hull_split_data(dataset, dim, seed):
+    """The data table of one hull split: the hull stage's own for hull.seed."""
+    if str(seed) == str(HULL["seed"]):
+        return hull_data_file(dataset, dim)
+    return hull_split_path(dataset, dim, seed, "data.parquet")
+
+
+def hull_split_file(dataset, dim, space, seed):
+    """One space's hull table on one split: the hull stage's own for hull.seed."""
+    if str(seed) == str(HULL["seed"]):
+        return hull_file(dataset, dim, space)
+    return hull_split_path(dataset, dim, seed, f"{space}.parquet")
+
+
+def hull_claims_nearest(dataset, dim, seed):
+    return hull_split_path(dataset, dim, seed, "claims_nearest_pixels.parquet")
+
+
+def hull_claims_tables():
+    """[(split seed, hull table)] behind the claims: split spaces on every split, learned ones on hull.seed."""
+    if HULL_CLAIMS_DIM is None:
+        return []
+    at = [space for dim, space in HULL_JOBS if dim == HULL_CLAIMS_DIM]
+    split = [s for s in at if s == "pixels" or s.startswith("wavelet_")]
+    learned = [s for s in at if s.startswith(("hidden_", "resnet_"))]
+    if any(s.startswith("resnet_") for s in learned):
+        learned += [f"resnet_{layer}_s{seed}" for seed in HULL["resnet_seeds"] if seed != HULL["resnet_seed"]
+                    for layer in ("prepool", "pool")]
+    return [(seed, hull_split_file(HULL_DATASET, HULL_CLAIMS_DIM, s, seed)) for seed in HULL["seeds"] for s in split] + [
+        (HULL["seed"], hull_file(HULL_DATASET, HULL_CLAIMS_DIM, s)) for s in learned
+    ]
+
+
+def hull_claims_nearest_tables():
+    """[(split seed, nearest-point table)] of the ink-share row (pixels at HULL_CLAIMS_DIM)."""
+    if (HULL_CLAIMS_DIM, "pixels") not in HULL_JOBS:
+        return []
+    return [(seed, hull_claims_nearest(HULL_DATASET, HULL_CLAIMS_DIM, seed)) for seed in HULL["seeds"]]
