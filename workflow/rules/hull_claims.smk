@@ -19,7 +19,7 @@ rule hull_split_data:
     output:
         table=hull_split_path("{dataset}", "{dim}", "{seed}", "data.parquet"),
     params:
-        source=lambda wc: data_args(wc) if wc.dataset != "moons" else "",
+        source=lambda wc: data_args(wc) if wc.dataset != "moons" else [],
         per_class=HULL["train_per_class"],
     log:
         "logs/hull/{dataset}_d{dim}_s{seed}_data.log",
@@ -27,8 +27,9 @@ rule hull_split_data:
         ENV
     shell:
         "python -m gisweep prepare-hull-data --dataset {wildcards.dataset:q} --dim {wildcards.dim:q}"
-        " --seed {wildcards.seed:q} --train-per-class {params.per_class:q} {params.source}"
-        " --out {output.table:q} > {log:q} 2>&1"
+        " --seed {wildcards.seed:q} --train-per-class {params.per_class:q} {params.source:q}"
+        " --out {output.table:q}"
+        f"{TO_LOG}"
 
 
 rule hull_split_distance:
@@ -49,8 +50,9 @@ rule hull_split_distance:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-distance --data {input.data:q} --space {wildcards.space:q} {params.args}"
-        " --threads {threads} --out {output.table:q} > {log:q} 2>&1"
+        "python -m gisweep hull-distance --data {input.data:q} --space {wildcards.space:q} {params.args:q}"
+        " --threads {threads:q} --out {output.table:q}"
+        f"{TO_LOG}"
 
 
 rule hull_claims_nearest:
@@ -70,7 +72,8 @@ rule hull_claims_nearest:
         ENV
     shell:
         "python -m gisweep hull-nearest --data {input.data:q} --hull {input.table:q} --examples {params.examples:q}"
-        " --support 0 --tol {params.tol:q} --threads {threads} --out {output.table:q} > {log:q} 2>&1"
+        " --support 0 --tol {params.tol:q} --threads {threads:q} --out {output.table:q}"
+        f"{TO_LOG}"
 
 
 rule hull_claims:
@@ -93,4 +96,5 @@ rule hull_claims:
         ENV
     shell:
         "python -m gisweep hull-claims --hull {params.hull:q} --nearest {params.nearest:q} --sweep {input.sweep:q}"
-        " --dataset {params.dataset:q} --out-markdown {output.markdown:q} --out-csv {output.csv:q} > {log:q} 2>&1"
+        " --dataset {params.dataset:q} --out-markdown {output.markdown:q} --out-csv {output.csv:q}"
+        f"{TO_LOG}"
