@@ -289,6 +289,71 @@ def test_unsupported_onnx_operations_are_refused_by_name(tmp_path, op):
     assert "chunks" not in stats  # before any work
 
 
+def test_onnx_helper_graph_with_transpose_batch_norm_and_global_pooling(tmp_path):
+    """Transpose, BatchNormalization (eval), Relu, a conv, GlobalAveragePool, Reshape to [0, -1]
+    (ONNX's 0: the batch size copied), Gemm, Identity and Sub of two live branches, written with
+    onnx.helper as other tools write them."""
+    onnx = need("onnx")
+    need("onnx2torch")
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = np.random.default_rng(4)
+    arr = lambda *shape, lo=-1.0, hi=1.0: g.uniform(lo, hi, shape).astype(np.float32)  # noqa: E731
+    # the logits y = head(flat) - other(flat) = flat A^T: each of the first three classes wins where its
+    # channel leads, so classes change along the lines
+    wh = arr(4, 3)
+    head = (np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.4, 0.4, 0.4]], np.float32) + wh).astype(np.float32)
+    inits = [numpy_helper.from_array(v, k) for k, v in {
+        "scale": arr(2, lo=0.5, hi=1.5), "bias": arr(2), "mean": arr(2), "var": arr(2, lo=0.5, hi=1.5),
+        "wc": arr(3, 2, 3, 3), "bc": arr(3), "shape": np.array([0, -1], np.int64), "wg": head,
+        "bg": np.zeros(4, np.float32), "wh": wh}.items()]
+    nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 1, 3, 2], name="swap_hw"),
+             helper.make_node("BatchNormalization", ["xt", "scale", "bias", "mean", "var"], ["bn"], name="bn"),
+             helper.make_node("Relu", ["bn"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "wc", "bc"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+             helper.make_node("Relu", ["c"], ["rc"], name="relu2"),
+             helper.make_node("GlobalAveragePool", ["rc"], ["gp"], name="gap"),
+             helper.make_node("Reshape", ["gp", "shape"], ["flat"], name="flat"),
+             helper.make_node("Gemm", ["flat", "wg", "bg"], ["y1"], transB=1, name="head"),
+             helper.make_node("MatMul", ["flat", "wh_t"], ["y2"], name="other"),
+             helper.make_node("Transpose", ["wh"], ["wh_t"], name="wh_t"),
+             helper.make_node("Identity", ["y1"], ["y1i"], name="same"),
+             helper.make_node("Sub", ["y1i", "y2"], ["y"], name="sub")]
+    graph = helper.make_graph(nodes[:8] + [nodes[9], nodes[8]] + nodes[10:], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    path = tmp_path / "helper.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    net = load_network(path, input_shape=(2, 5, 5))
+    gen = torch.Generator().manual_seed(7)  # lines through the region where the channels trade the lead
+    x0 = (torch.rand(6, 2, 5, 5, generator=gen, dtype=F64) - 0.5) * 0.2
+    d = torch.randn(6, 2, 5, 5, generator=gen, dtype=F64)
+    ref = onnxruntime_forward(path, x0)
+    assert (per_point(net)(x0) - ref).abs().max() <= 1e-5 * ref.abs().max()
+    assert_exact_matches_grid(net, batched(net), x0, d, -1.0, 2.0, changing=0.3)  # (0 in Reshape: any batch)
+
+
+class Square(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x) * self.fc(x)
+
+
+class Reciprocal(Square):
+    def forward(self, x):
+        return 1.0 / self.fc(x)
+
+
+@pytest.mark.parametrize("model, words", [(Square(), ["mul", "not linear"]), (Reciprocal(), ["truediv", "not linear"])])
+def test_products_of_live_values_are_refused(model, words):
+    with pytest.raises(GisweepError) as err:
+        exact_intervals(model.eval(), torch.zeros(2, 4), torch.ones(2, 4))
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
 def test_unreadable_files_are_refused_naming_the_file(tmp_path):
     need("onnx2torch")
     good = export_onnx(rescnn(), torch.rand(1, 1, 8, 8), tmp_path / "good.onnx")
