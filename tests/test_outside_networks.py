@@ -82,7 +82,7 @@ def batched(model):
     return forward
 
 
-def grid_bisect(forward, x0, d, t_min, t_max, steps=400, iters=60):
+def grid_bisect(forward, x0, d, t_min, t_max, steps=300, iters=40):
     """(class0, t_lo, t_hi) per line from `forward` on `steps` points each side of 0, then bisection."""
     shape = (-1, *([1] * (x0.ndim - 1)))
     n = x0.shape[0]
@@ -132,7 +132,7 @@ def boundary_segments(forward, xa, xb, width):
     keep = (ca != cb).nonzero()[:, 0]
     xa, d, ca = xa[keep], d[keep], ca[keep]
     a, b = torch.zeros(len(keep), dtype=F64), torch.ones(len(keep), dtype=F64)
-    for _ in range(50):
+    for _ in range(14):  # to 1/16,000 of the segment: well inside the short line's range
         mid = (a + b) / 2
         same = forward(xa + mid.reshape(shape) * d).argmax(1) == ca
         a, b = torch.where(same, mid, a), torch.where(same, b, mid)
@@ -454,7 +454,7 @@ def test_shared_models(name, shape, width):
     ref = onnxruntime_forward(path, xa)
     assert (batched(net)(xa) - ref).abs().max() <= 1e-5 * ref.abs().max()
     x0, d = boundary_segments(batched(net), xa, xb, width)
-    x0, d = x0[:3], d[:3]
-    assert len(x0) >= 2
+    x0, d = x0[:2], d[:2]
+    assert len(x0) == 2
     got = assert_exact_matches_grid(net, batched(net), x0, d, -width, 2 * width, changing=1.0)
     assert (got.pieces > 1).all()
