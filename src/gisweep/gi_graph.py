@@ -3,10 +3,23 @@
 Supported (gisweep.gi.exact_intervals sends every model that is not a plain Linear/ReLU stack here):
 Linear, Conv2d (any stride, padding, dilation, groups, padding mode), ReLU, LeakyReLU, AvgPool2d,
 AdaptiveAvgPool2d, MaxPool2d, BatchNorm1d/2d in eval mode (applied as the affine map it is), Flatten,
-Identity, Dropout in eval mode, additions of branches (`+`, torch.add: residual blocks), and the
-shape-only tensor methods flatten, reshape/view (batch dimension -1), permute (batch first), mean
-over non-batch dimensions and contiguous; relu/leaky_relu/flatten/adaptive_avg_pool2d/avg_pool2d
-as functions too. Anything else is an error naming the first unsupported operation and its place.
+Identity, Dropout in eval mode, additions and subtractions of branches (`+`, torch.add: residual
+blocks), products with and division by constants, matmul with a constant, constant padding (F.pad),
+and the shape-only tensor methods flatten, reshape/view, permute (batch first), mean over non-batch
+dimensions and contiguous; relu/leaky_relu/flatten/adaptive_avg_pool2d/avg_pool2d as functions too.
+Networks from outside files are torch.fx GraphModules, read as they are: onnx2torch's modules
+(Add, Sub, Mul, Div, MatMul, Gemm, Reshape, Transpose, Pad, GlobalAveragePool, Identity,
+BatchNormalization, constants) and torch.export's aten operations of all the above. Anything else
+is an error naming the first unsupported operation and its place, before any work.
+
+Nodes that do not depend on the input (weights, ONNX constants and the shape arithmetic on them)
+are computed once when the graph is read. An operation on live values is affine only where it is
+linear in them: a product with one live factor, a division with a live numerator. The batch
+dimension: the engine stacks its knots in the first dimension, so every operation must keep it
+first and apart. A reshape to a constant shape is read by its leading size: -1 is the batch; 1 is
+a file's batch of one (ONNX and torch.export files are written for an example batch of 1), widened
+to the engine's batch; any other leading size would mix inputs and is refused. check_graph then
+compares the reading with the model itself, node by node, before any sweep.
 
 Exactness, as in gisweep.gi: per line a sorted set of knots between which every live tensor is
 linear in t. Affine operations (and additions) are applied to the values at the knots, which is
