@@ -354,6 +354,25 @@ def test_products_of_live_values_are_refused(model, words):
     assert all(w in str(err.value) for w in words), str(err.value)
 
 
+def test_onnx2torch_leaves_no_torchvision_placeholder_behind():
+    import importlib
+    import sys
+
+    try:
+        importlib.import_module("torchvision")
+        pytest.skip("torchvision imports here: onnx2torch needs no placeholder")
+    except Exception:  # absent or broken: the case the placeholder is for
+        pass
+    need("onnx2torch")
+    assert not [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]
+    with pytest.raises(Exception):  # still the real torchvision's failure, not the placeholder
+        importlib.import_module("torchvision")
+    from onnx2torch.node_converters import nms
+
+    with pytest.raises(GisweepError, match="needs torchvision"):
+        nms.torchvision.ops.nms(None, None, 0.5)
+
+
 def test_unreadable_files_are_refused_naming_the_file(tmp_path):
     need("onnx2torch")
     good = export_onnx(rescnn(), torch.rand(1, 1, 8, 8), tmp_path / "good.onnx")

@@ -20,25 +20,24 @@ ONNX_SUFFIX, EXPORT_SUFFIX = ".onnx", ".pt2"
 
 
 def _import_onnx2torch():
-    """onnx2torch, importable without torchvision.
+    """onnx2torch, importable without a working torchvision.
 
     onnx2torch imports torchvision at import time, only for its NonMaxSuppression and RoiAlign
     converters, which no ReLU classifier uses; the CPU torch this project pins has no torchvision
-    that loads beside it. So where torchvision is missing, a placeholder with the three names those
-    converters bind stands in for the import alone, and is taken out of sys.modules again so that
-    no other code mistakes it for torchvision. Were such a converter ever called, it would raise.
+    that loads beside it (PyPI's fails with "operator torchvision::nms does not exist", or pulls a
+    CUDA torch). So where `import torchvision` fails, a placeholder with the three names those
+    converters bind stands in for the import of onnx2torch alone, and is taken out of sys.modules
+    again so that no other code mistakes it for torchvision. Were such a converter ever called, it
+    would raise.
     """
+    if "onnx2torch" in sys.modules:
+        return sys.modules["onnx2torch"]
     try:
-        import onnx2torch
-        return onnx2torch
-    except ModuleNotFoundError as e:
-        if e.name == "onnx2torch":
-            raise GisweepError("reading ONNX files needs onnx and onnx2torch: pip install 'gisweep[onnx]' and "
-                               "`pip install --no-deps onnx2torch` (--no-deps: it would pull torchvision)") from None
-        if e.name != "torchvision":
-            raise
-    for name in [m for m in sys.modules if m == "onnx2torch" or m.startswith("onnx2torch.")]:
-        del sys.modules[name]  # the half-imported package from the failed attempt
+        import torchvision  # noqa: F401
+        return _import_or_explain()
+    except Exception:  # missing, or installed but broken
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
 
     def _absent(*args, **kwargs):
         raise GisweepError("this ONNX operation (NonMaxSuppression / RoiAlign) needs torchvision, which is not "
@@ -49,11 +48,21 @@ def _import_onnx2torch():
     tv.ops = ops
     sys.modules["torchvision"], sys.modules["torchvision.ops"] = tv, ops
     try:
-        import onnx2torch
+        return _import_or_explain()
     finally:
         for name in ("torchvision", "torchvision.ops"):
             if sys.modules.get(name) in (tv, ops):
                 del sys.modules[name]
+
+
+def _import_or_explain():
+    try:
+        import onnx2torch
+    except ModuleNotFoundError as e:
+        if e.name not in ("onnx2torch", "onnx"):
+            raise
+        raise GisweepError("reading ONNX files needs onnx and onnx2torch: pip install 'gisweep[onnx]' and "
+                           "`pip install --no-deps onnx2torch` (--no-deps: it would pull torchvision)") from None
     return onnx2torch
 
 
