@@ -8,7 +8,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "src/gisweep/config.schema.yaml")  # the package ships it: the CLI checks the same bounds
 
 
 wildcard_constraints:
