@@ -115,6 +115,35 @@ def test_a_default_that_differs_from_the_schema_is_found():
                                      "--seeds: default [0, 1], schema hull.train_size_seeds[] default [0, 1, 2]"]
 
 
+# options with a fixed set of values, and the config key whose enum they mirror ('datasets': its keys)
+CHOICE_KEYS = {
+    "--optimizer": "train.optimizer", "--labels": "models.labels[]", "--family": "lines.families[]",
+    "--dtype": "gi.dtype", "--dataset": "datasets",
+}
+CHOICE_KEYS_OF = {("train-cnn", "--optimizer"): "cnn.optimizer", ("hull-distance", "--dtype"): "hull.dtype",
+                  ("hull-train-size", "--dtype"): "hull.dtype", ("prepare-hull-data", "--dataset"): "hull.dataset"}
+NO_CONFIG_KEY = {("plot-along", "--figure")}  # the panels of the paper's figures 1-3, not a config value
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_choices_are_the_schema_enums(command):
+    from gisweep.schema import schema_node
+
+    for a in subparser(command)._actions:
+        option = a.option_strings[0] if a.option_strings else None
+        if a.choices is None or option is None or (command, option) in NO_CONFIG_KEY or a.option_strings == ["-h"]:
+            continue
+        key = CHOICE_KEYS_OF.get((command, option), CHOICE_KEYS.get(option))
+        assert key, f"{command} {option}: name the config key whose enum its choices mirror"
+        node = schema_node(key)
+        enum = set(node["properties"]) if key == "datasets" else set(node["enum"])
+        assert set(a.choices) == enum, (command, option, key)
+        if a.default is not None and not a.required:
+            assert a.default in enum, (command, option)
+            if not key.endswith("[]"):
+                assert a.default == schema_default(key), (command, option, key)
+
+
 # one CLI option stands for several config keys: they must have the same bounds
 SHARED_BOUNDS = {
     "train.lr": ["datasets.mnist.train.lr", "datasets.cifar10.train.lr"],

@@ -151,7 +151,8 @@ def register_cli(sub) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=schema_number("along.seed"), required=True, help="the model's seed; also picks the samples")
+    p.add_argument("--seed", type=schema_number("along.seed"), required=True,
+                   help="the model's seed; also picks the samples")
     p.add_argument("--class-a", type=schema_number("along.class_a"), default=9)
     p.add_argument("--class-b", type=schema_number("along.class_b"), default=1)
     p.add_argument("--n-points", type=schema_number("along.n_points"), default=601)

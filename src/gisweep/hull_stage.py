@@ -306,7 +306,8 @@ def register_cli(sub) -> None:
     p.add_argument("--support-k", type=schema_number("hull.support_k"), default=10)
     p.add_argument("--abs-tol", type=number(exclusive_minimum=0), default=None)
     p.add_argument("--wavelet-mode", default="periodization")
-    p.add_argument("--wavelet-level", type=schema_number("hull.wavelet_level"), default=0, help="0: deepest orthogonal level")
+    p.add_argument("--wavelet-level", type=schema_number("hull.wavelet_level"), default=0,
+                   help="0: deepest orthogonal level")
     p.add_argument("--subset-levels", type=schema_number("hull.subset_levels"), default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
@@ -321,8 +322,10 @@ def register_cli(sub) -> None:
     n = sub.add_parser("hull-nearest", help="test images of a pixel hull table with their nearest hull points")
     n.add_argument("--data", required=True, help="data.parquet the hull table was computed from")
     n.add_argument("--hull", required=True, help="the pixel-space hull Parquet of the same data")
-    n.add_argument("--examples", type=schema_number("hull.figure_examples"), default=4, help="test images, spread over the distance quantiles")
-    n.add_argument("--support", type=schema_number("hull.figure_support"), default=5, help="heaviest support training images kept per example")
+    n.add_argument("--examples", type=schema_number("hull.figure_examples"), default=4,
+                   help="test images, spread over the distance quantiles")
+    n.add_argument("--support", type=schema_number("hull.figure_support"), default=5,
+                   help="heaviest support training images kept per example")
     n.add_argument("--tol", type=schema_number("hull.tol"), default=1e-6)
     n.add_argument("--threads", type=integer(minimum=1), default=None)
     n.add_argument("--out", required=True)

@@ -452,10 +452,14 @@ def register_cli(sub) -> None:
     p.add_argument("--classes", nargs="+", default=None, help="labels, or 'all' (or per family in --settings)")
     p.add_argument("--t-min", type=schema_number(OPTION_KEYS["t_min"]), default=None, help="default: -1 (triangles -2)")
     p.add_argument("--t-max", type=schema_number(OPTION_KEYS["t_max"]), default=None, help="default: 2 (triangles 3)")
-    p.add_argument("--count", type=schema_number(OPTION_KEYS["count"]), default=None, help="diffpairs/random: lines, triangles: triangles, per class")
-    p.add_argument("--scale", type=schema_number(OPTION_KEYS["scale"]), default="pair_mean", help="|d| of direction families, or pair_mean")
-    p.add_argument("--other", type=schema_number(OPTION_KEYS["other"]), default=None, help="perp: the other class, or 'rest'")
-    p.add_argument("--minor-rank", type=schema_number(OPTION_KEYS["minor_rank"]), default=-1, help="minor: position among the spanned components")
+    p.add_argument("--count", type=schema_number(OPTION_KEYS["count"]), default=None,
+                   help="diffpairs/random: lines, triangles: triangles, per class")
+    p.add_argument("--scale", type=schema_number(OPTION_KEYS["scale"]), default="pair_mean",
+                   help="|d| of direction families, or pair_mean")
+    p.add_argument("--other", type=schema_number(OPTION_KEYS["other"]), default=None,
+                   help="perp: the other class, or 'rest'")
+    p.add_argument("--minor-rank", type=schema_number(OPTION_KEYS["minor_rank"]), default=-1,
+                   help="minor: position among the spanned components")
     p.add_argument("--settings", type=_settings_arg, default=None,
                    help='per-family options as JSON, e.g. \'{"triangles": {"t_min": -2, "count": 50}}\'')
     p.add_argument("--out", nargs="+", required=True, help="one output file per --family, in the same order")

@@ -117,7 +117,8 @@ def register_cli(sub) -> None:
     p.add_argument("--epochs", type=schema_number("hull.resnet_epochs"), default=10)
     p.add_argument("--lr", type=schema_number("hull.resnet_lr"), default=3e-3)
     p.add_argument("--batch-size", type=schema_number("hull.resnet_batch_size"), default=64)
-    p.add_argument("--width", type=schema_number("hull.resnet_width"), default=16, help="channels of the first stage (then 2x and 4x)")
+    p.add_argument("--width", type=schema_number("hull.resnet_width"), default=16,
+                   help="channels of the first stage (then 2x and 4x)")
     p.add_argument("--threads", type=integer(minimum=1), default=None)
     p.set_defaults(func=lambda a: train_resnet(a.data, a.out, seed=a.seed, epochs=a.epochs, lr=a.lr,
                                                batch_size=a.batch_size, width=a.width, threads=a.threads))
