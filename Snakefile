@@ -8,8 +8,9 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-# the JSON schema of the config: defaults, bounds, descriptions
-CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+# the JSON schema of the config: defaults, bounds, descriptions; the package ships it, so the CLI
+# checks its options against the same bounds
+CONFIG_SCHEMA = Path(workflow.basedir) / "src" / "gisweep" / "config.schema.yaml"
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from gisweep.config_check import ConfigError, check_config_files, load_config_file, schema_problems  # noqa: E402

@@ -39,6 +39,7 @@ import pandas as pd
 
 from gisweep import GisweepError
 from gisweep.io import atomic_path, read_parquet, write_csv
+from gisweep.schema import schema_number
 from gisweep.summary import POOLED
 
 SIMILAR_MARGIN = 0.10  # "similar", "roughly the same": relative difference or spread within 10 %
@@ -401,7 +402,7 @@ def register_cli(sub) -> None:
                    help="gi_during_training.parquet files (one per seed, under .../s{seed}/); none: not measured")
     p.add_argument("--arch", default="3x128", help="the architecture of the dimension, CIFAR-10 and moons claims")
     p.add_argument("--compare-dataset", default="mnist", help="where the architectures are compared (Fig 6)")
-    p.add_argument("--compare-dim", type=int, default=28)
+    p.add_argument("--compare-dim", type=schema_number("models.compare_at.dim"), default=28)
     p.add_argument("--out-markdown", required=True)
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=lambda a: write_claims(a.summary, a.out_markdown, a.out_csv, a.dynamics, arch=a.arch,

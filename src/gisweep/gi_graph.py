@@ -126,13 +126,15 @@ def _describe(node, gm) -> str:
 
 
 def check_eval_mode(model: nn.Module) -> None:
-    """Batch norm and dropout must be in eval mode (their training-mode output depends on the batch);
-    batch norm needs running statistics."""
+    """Batch norm and dropout must be in eval mode (in training mode batch norm's output depends on the
+    batch, dropout's is random); batch norm needs running statistics."""
     for name, m in model.named_modules():
         where = name or "(the model)"
-        if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)) and m.training:
-            raise GisweepError(f"module '{where}' ({type(m).__name__}) is in training mode: its output depends "
-                               "on the batch; call model.eval() before exact GI")
+        if m.training and isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)):
+            why = ("its output depends on the batch" if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                   else "it zeroes random units, so the network is not one fixed function")
+            raise GisweepError(f"module '{where}' ({type(m).__name__}) is in training mode: {why}; "
+                               "call model.eval() before exact GI")
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
             raise GisweepError(f"module '{where}' ({type(m).__name__}) has no running statistics "
                                "(track_running_stats=False): it normalises by the batch, which is not a "
