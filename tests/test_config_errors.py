@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import TINY_CONFIG, copy_project, snakemake  # noqa: E402
+from conftest import REPO, TINY_CONFIG, copy_project, snakemake  # noqa: E402
 
 from gisweep.config_check import ConfigError, expected, load_config_file  # noqa: E402
 
@@ -130,6 +130,29 @@ def test_config_check_command_names_file_and_line(tmp_path):
     res = subprocess.run([sys.executable, "-m", "gisweep.config_check", str(TINY_CONFIG)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train:\n  momentun: 0.9\n", "train.momentun (in {f}): unknown key; did you mean 'momentum'?"),
+    ("models:\n  seeds: [-1]\n", "models.seeds[0] (in {f}): -1 is less than the minimum of 0"),
+    ("train:\n  lr: 0.1\n  lr: 0.2\n", "config file {f}, line 3: key train.lr is given twice"),
+])
+def test_check_config_command_checks_an_overlay_against_the_schema(tmp_path, text, message):
+    """`gisweep check-config` checks a --configfile overlay before a run (a cluster job, say): syntax, keys
+    given twice, and every key against the schema, without requiring the keys config.yaml sets."""
+    f = tmp_path / "overlay.yaml"
+    f.write_text(text)
+    res = subprocess.run([sys.executable, "-m", "gisweep", "check-config", str(f)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and message.format(f=f) in res.stderr, res
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "config.paper.yaml"])
+def test_check_config_command_passes_the_shipped_configs(name):
+    res = subprocess.run([sys.executable, "-m", "gisweep", "check-config", str(REPO / name), str(TINY_CONFIG)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "every key known to the schema" in res.stdout, res
 
 
 def test_loader_keeps_what_safe_load_reads(tmp_path):

@@ -18,6 +18,7 @@ import sys
 
 # command -> (module, one-line help); the module's register_cli adds the command
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check-config": ("gisweep.config_check", "parse config files strictly and check them against the schema"),
     "prepare-data": ("gisweep.data", "build results/{dataset}/d{dim}/data.parquet"),
     "prepare-hull-data": ("gisweep.data", "build results/{dataset}/d{dim}/hull/data.parquet: the hull study's split"),
     "train": ("gisweep.train", "train an MLP on real or permuted labels"),

@@ -201,21 +201,66 @@ def schema_problems(config: dict, schema: dict, files: dict[str, dict] | None = 
     return "\n".join(["  " + line for line in lines] + ["schema detail:"] + ["  " + line for line in detail])
 
 
+def check_files(paths, with_schema: bool = True) -> str:
+    """Parse each config file strictly and, merged in order over config.yaml's keys, check them against the
+    schema; return a one-line summary, or raise ConfigError naming the first file, line or key at fault."""
+    files = {}
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"config file {path}: not found")
+        files[str(path)] = load_config_file(path)
+    if with_schema:
+        from importlib.resources import files as package_files
+
+        schema = load_config_file(package_files("gisweep") / "config.schema.yaml")
+        problems = schema_problems(_merged(files.values()), _without_required(schema), files)
+        if problems:
+            raise ConfigError(f"{', '.join(files)} against the schema:\n{problems}")
+    return f"{len(files)} config file{'s' * (len(files) != 1)} parsed: no syntax error, no key given twice" + (
+        ", every key known to the schema and in range" if with_schema else "")
+
+
+def _merged(configs) -> dict:
+    """Later files update earlier ones key by key, as Snakemake merges --configfile files."""
+    def update(into: dict, new: dict) -> dict:
+        for key, value in new.items():
+            into[key] = update(dict(into.get(key) or {}), value) if isinstance(value, dict) else value
+        return into
+
+    out: dict = {}
+    for config in configs:
+        update(out, config)
+    return out
+
+
+def _without_required(schema):
+    """The schema with no key required: a file that sets a few keys is checked as an overlay of config.yaml."""
+    if isinstance(schema, dict):
+        return {k: _without_required(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
+def register_cli(sub) -> None:
+    p = sub.add_parser("check-config", help="parse config files strictly and check them against the schema")
+    p.add_argument("files", nargs="+", metavar="CONFIG", help="config files, in the order given to --configfile")
+    p.add_argument("--syntax-only", action="store_true", help="only parse: syntax errors and keys given twice")
+    p.set_defaults(func=lambda a: print(check_files(a.files, with_schema=not a.syntax_only)))
+
+
 def main(argv=None) -> int:
-    """`python -m gisweep.config_check FILE...`: parse each file strictly; exit 2 naming the first problem."""
+    """`python -m gisweep.config_check FILE...`: the same check as `gisweep check-config`; exit 2 naming the
+    first problem."""
     paths = sys.argv[1:] if argv is None else argv
     if not paths:
         print("usage: python -m gisweep.config_check CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
         return 2
     try:
-        for path in paths:
-            if not Path(path).is_file():
-                raise ConfigError(f"config file {path}: not found")
-            load_config_file(path)
+        print(check_files(paths))
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{len(paths)} config file{'s' * (len(paths) != 1)} parsed: no syntax error, no key given twice")
     return 0
 
 
