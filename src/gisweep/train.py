@@ -13,7 +13,6 @@ as one stacked model, to the same networks and files (bit for bit on a CPU).
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -41,23 +40,6 @@ def accuracy(model, x, y, batch: int = 8192) -> float:
 
 
 OPTIMIZERS = ("sgd", "adam")
-# constant: the learning rate throughout (the paper's). cosine: annealed from lr at the first epoch towards 0
-# at max_epochs, so that late epochs take small steps; at a constant rate, minibatch noise can keep a network
-# that must memorise every point (random labels on two moons) a few points short of 100 % indefinitely.
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def epoch_lr(lr: float, schedule: str, epoch: int, max_epochs: int) -> float:
-    """The learning rate of `epoch` (1 = the first): lr, or for cosine lr * (1 + cos(pi (epoch - 1) / max_epochs)) / 2.
-
-    One Python float per epoch, shared by gisweep.train.fit and gisweep.train_batched, so both train
-    the same network with it.
-    """
-    if schedule == "constant":
-        return lr
-    if schedule == "cosine":
-        return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max_epochs))
-    raise GisweepError(f"unknown learning-rate schedule '{schedule}': expected one of {', '.join(LR_SCHEDULES)}")
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float):
@@ -70,15 +52,13 @@ def make_optimizer(name: str, params, lr: float, momentum: float):
 
 
 def fit(model, x, y, x_val, y_val, *, lr, momentum, batch_size, max_epochs, seed, optimizer: str = "sgd",
-        lr_schedule: str = "constant", checkpoint_epochs=(), on_checkpoint=None, log_every: float = 5.0):
+        checkpoint_epochs=(), on_checkpoint=None, log_every: float = 5.0):
     """Minibatch training until training accuracy is 1.0 or max_epochs; returns (history DataFrame, converged).
 
     x [n, F], y [n], x_val [m, F], y_val [m] already on the model's device (copied there once). The
     batch order comes from a CPU generator seeded with `seed` (the same on every device); inside an
     epoch nothing waits for the device: the loss is summed there, in float64, and read once per epoch.
-    lr_schedule: the learning rate of each epoch (epoch_lr).
     """
-    epoch_lr(lr, lr_schedule, 1, max_epochs)  # a clear error for an unknown schedule
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum)
     loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -87,9 +67,6 @@ def fit(model, x, y, x_val, y_val, *, lr, momentum, batch_size, max_epochs, seed
     if 0 in checkpoint_epochs and on_checkpoint:
         on_checkpoint(0, model)
     for epoch in range(1, max_epochs + 1):
-        if lr_schedule != "constant":
-            for group in opt.param_groups:
-                group["lr"] = epoch_lr(lr, lr_schedule, epoch, max_epochs)
         model.train()
         order = torch.randperm(len(x), generator=gen).to(x.device)  # [n]
         total_t = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -141,7 +118,7 @@ class Training:
         s = self.settings
         return fit(self.model, self.x, self.y, self.x_val, self.y_val, optimizer=s["optimizer"], lr=s["lr"],
                    momentum=s["momentum"], batch_size=s["batch_size"], max_epochs=s["max_epochs"], seed=self.seed,
-                   lr_schedule=s["lr_schedule"], checkpoint_epochs=checkpoint_epochs, on_checkpoint=on_checkpoint)
+                   checkpoint_epochs=checkpoint_epochs, on_checkpoint=on_checkpoint)
 
     def save(self, out_model, meta: dict) -> None:
         save_model(self.model.cpu(), out_model, arch=self.settings["arch"], in_features=self.x_tr.shape[1],
@@ -167,7 +144,7 @@ def start_model(x_tr, y_true, y_val, *, arch: str, seed: int, init_scale: float,
 def start_training(data_path, *, arch: str, seed: int, labels: str | Callable[[np.ndarray], np.ndarray] = "real",
                    optimizer: str = "sgd", lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32,
                    max_epochs: int = 2000, init_scale: float = 0.05, device: str = "auto",
-                   threads: int | None = None, lr_schedule: str = "constant") -> Training:
+                   threads: int | None = None) -> Training:
     """Load data_path, derive the training labels, seed and build the model, copy the data to the device.
 
     labels: 'real' or 'random' (gisweep.data.training_labels with `seed`), or a function of the true
@@ -180,16 +157,15 @@ def start_training(data_path, *, arch: str, seed: int, labels: str | Callable[[n
     y_tr = training_labels(y_true, labels, seed) if isinstance(labels, str) else labels(y_true)
     model, n_classes, as_t = start_model(x_tr, y_true, y_val, arch=arch, seed=seed, init_scale=init_scale, dev=dev)
     settings = run_settings(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
-                            max_epochs=max_epochs, init_scale=init_scale, device=dev, lr_schedule=lr_schedule)
+                            max_epochs=max_epochs, init_scale=init_scale, device=dev)
     return Training(model, n_classes, dev, x_tr, y_true, y_tr, as_t(x_tr), as_t(y_tr, torch.long), as_t(x_val),
                     as_t(y_val, torch.long), seed, settings)
 
 
-def run_settings(*, arch, seed, optimizer, lr, momentum, batch_size, max_epochs, init_scale, device,
-                 lr_schedule="constant") -> dict:
+def run_settings(*, arch, seed, optimizer, lr, momentum, batch_size, max_epochs, init_scale, device) -> dict:
     """The training options of one run, as its provenance records them."""
-    return dict(arch=arch, seed=seed, optimizer=optimizer, lr=lr, lr_schedule=lr_schedule, momentum=momentum,
-                batch_size=batch_size, max_epochs=max_epochs, init_scale=init_scale, device=str(device))
+    return dict(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size,
+                max_epochs=max_epochs, init_scale=init_scale, device=str(device))
 
 
 def save_run(out_model, out_history, model, history: pd.DataFrame, converged: bool, *, data_path, labels: str,
@@ -221,8 +197,6 @@ def add_training_args(p) -> None:
     """The SGD and device options every training subcommand shares."""
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--lr-schedule", default="constant", choices=LR_SCHEDULES,
-                   help="constant, or cosine: annealed from --lr towards 0 at --max-epochs")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-epochs", type=int, default=2000)
@@ -233,9 +207,8 @@ def add_training_args(p) -> None:
 
 def training_args(a) -> dict:
     """The options added by add_training_args, as keyword arguments of start_training."""
-    return dict(optimizer=a.optimizer, lr=a.lr, lr_schedule=a.lr_schedule, momentum=a.momentum,
-                batch_size=a.batch_size, max_epochs=a.max_epochs, init_scale=a.init_scale, device=a.device,
-                threads=a.threads)
+    return dict(optimizer=a.optimizer, lr=a.lr, momentum=a.momentum, batch_size=a.batch_size, max_epochs=a.max_epochs,
+                init_scale=a.init_scale, device=a.device, threads=a.threads)
 
 
 def register_cli(sub) -> None:

@@ -40,7 +40,7 @@ from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
 from gisweep.models import build_mlp, parse_arch
 from gisweep.runtime import pick_device
-from gisweep.train import add_training_args, epoch_lr, make_optimizer, run_settings, save_run, start_model, training_args
+from gisweep.train import add_training_args, make_optimizer, run_settings, save_run, start_model, training_args
 
 
 # (call, operand shapes and strides, threads) -> whether the batched kernel equals the per-network 2-D calls
@@ -187,13 +187,6 @@ class StackedOptimizer:
         self.torch_opt = None if name == "sgd" else make_optimizer(name, [p for row in self.rows for p in row], lr,
                                                                    momentum)
 
-    def set_lr(self, lr: float) -> None:
-        """The learning rate of the next steps (a schedule's epoch_lr), for every row."""
-        self.lr = lr
-        if self.torch_opt is not None:
-            for group in self.torch_opt.param_groups:
-                group["lr"] = lr
-
     def step(self, grads: list[torch.Tensor]) -> None:
         if self.torch_opt is not None:
             for r, row in enumerate(self.rows):
@@ -237,8 +230,7 @@ def stacked_accuracy(stack: StackedMLP, x: torch.Tensor, y: torch.Tensor, batch:
 
 @torch.no_grad()
 def fit_batched(models: list[nn.Sequential], x, ys, x_val, y_val, *, seeds: list[int], lr, momentum, batch_size,
-                max_epochs, optimizer: str = "sgd", lr_schedule: str = "constant",
-                log_every: float = 5.0) -> list[tuple[pd.DataFrame, bool, nn.Sequential]]:
+                max_epochs, optimizer: str = "sgd", log_every: float = 5.0) -> list[tuple[pd.DataFrame, bool, nn.Sequential]]:
     """Train S networks at once, each as gisweep.train.fit trains it alone; per seed (history, converged, network).
 
     models: S networks of one architecture (freshly initialised, on the device); x [n, F] shared inputs,
@@ -249,7 +241,6 @@ def fit_batched(models: list[nn.Sequential], x, ys, x_val, y_val, *, seeds: list
     if len(set(seeds)) != len(seeds) or len(seeds) != len(models):
         raise GisweepError(f"batched training: seeds {seeds} are not distinct, one per network")
     make_optimizer(optimizer, [nn.Parameter(torch.zeros(1))], lr, momentum)  # a clear error for an unknown name
-    epoch_lr(lr, lr_schedule, 1, max_epochs)  # and for an unknown schedule
     n = len(x)
     linears = [m for m in models[0] if isinstance(m, nn.Linear)]
     arch = f"{len(linears) - 1}x{linears[0].out_features}"
@@ -262,8 +253,6 @@ def fit_batched(models: list[nn.Sequential], x, ys, x_val, y_val, *, seeds: list
     results: list = [None] * len(seeds)
     last_log = t0 = time.monotonic()
     for epoch in range(1, max_epochs + 1):
-        if lr_schedule != "constant":
-            opt.set_lr(epoch_lr(lr, lr_schedule, epoch, max_epochs))  # the float gisweep.train.fit sets
         a = len(active)
         y_act = ys[active]  # [A, n]
         order = torch.stack([torch.randperm(n, generator=gens[p]) for p in active]).to(x.device)  # [A, n]
@@ -300,8 +289,7 @@ def fit_batched(models: list[nn.Sequential], x, ys, x_val, y_val, *, seeds: list
 
 def train_batch(data_path, out_models, out_histories, *, arch: str, labels: str, seeds: list[int], optimizer: str = "sgd",
                 lr: float = 0.01, momentum: float = 0.9, batch_size: int = 32, max_epochs: int = 2000,
-                init_scale: float = 0.05, device: str = "auto", threads: int | None = None,
-                lr_schedule: str = "constant") -> None:
+                init_scale: float = 0.05, device: str = "auto", threads: int | None = None) -> None:
     """Train the seeds of one cell as one stacked model; write each seed's model.pt and history.parquet
     exactly as `gisweep train --seed SEED` writes them (same files, same provenance)."""
     seeds = [int(s) for s in seeds]
@@ -321,12 +309,10 @@ def train_batch(data_path, out_models, out_histories, *, arch: str, labels: str,
         models.append(model)
     ys = np.stack([training_labels(y_true, labels, seed) for seed in seeds])  # [S, n]
     results = fit_batched(models, as_t(x_tr), as_t(ys, torch.long), as_t(x_val), as_t(y_val, torch.long), seeds=seeds,
-                          optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs,
-                          lr_schedule=lr_schedule)
+                          optimizer=optimizer, lr=lr, momentum=momentum, batch_size=batch_size, max_epochs=max_epochs)
     for seed, out_model, out_history, (history, converged, model) in zip(seeds, out_models, out_histories, results):
         settings = run_settings(arch=arch, seed=seed, optimizer=optimizer, lr=lr, momentum=momentum,
-                                batch_size=batch_size, max_epochs=max_epochs, init_scale=init_scale, device=dev,
-                                lr_schedule=lr_schedule)
+                                batch_size=batch_size, max_epochs=max_epochs, init_scale=init_scale, device=dev)
         save_run(out_model, out_history, model, history, converged, data_path=data_path, labels=labels,
                  settings=settings, in_features=x_tr.shape[1], n_classes=n_classes)
 
