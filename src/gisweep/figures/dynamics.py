@@ -89,7 +89,10 @@ def plot_gi_vs_accuracy(dynamics_paths, correlations_path, out, title: str = "")
                      str(s) for s in rows.seed) + ")" if several else ""))
     ax2.set_xlabel("mean pair GI")
     ax2.set_ylabel("accuracy")
-    ax2.legend(fontsize=7 if several else 8, loc="best")
+    if several:  # the seeds' points fill the panel: the legend goes below it
+        ax2.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), frameon=False)
+    else:
+        ax2.legend(fontsize=8, loc="best")
     same = {m.get("same_as_reference") for m in metas}
     word = {True: "yes, bit for bit", False: "NO", None: "not checked"}
     ax2.set_title("retrained = pipeline model: " + (word[same.pop()] if len(same) == 1 else
