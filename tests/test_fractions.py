@@ -177,7 +177,7 @@ def test_fraction_errors(tiny, tmp_path):
 def validated(cfg: dict) -> dict:
     from snakemake.utils import validate
 
-    validate(cfg, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    validate(cfg, str(REPO / "src" / "gisweep" / "config.schema.yaml"))
     return cfg
 
 

@@ -218,9 +218,9 @@ def test_bad_inputs_name_the_file(data, tmp_path):
                              model_path=tmp_path / "nomodel.pt", **OPTS)
     bad_model = tmp_path / "bad.pt"
     bad_model.write_bytes(b"junk")
-    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep model"):
+    with pytest.raises(GisweepError, match="bad.pt: not a gisweep model file"):
         hull_space_distances(path, "hidden_2x8_real_s0_l1", tmp_path / "o.parquet", model_path=bad_model, **OPTS)
-    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep ResNet"):
+    with pytest.raises(GisweepError, match="bad.pt: not a gisweep ResNet"):
         hull_space_distances(path, "resnet_pool_s0", tmp_path / "o.parquet", model_path=bad_model, **OPTS)
     with pytest.raises(GisweepError, match="needs --model"):
         hull_space_distances(path, "resnet_prepool_s0", tmp_path / "o.parquet", **OPTS)

@@ -259,7 +259,7 @@ def test_resnet_file_errors(tmp_path):
         load_resnet(tmp_path / "nope.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a torch file")
-    with pytest.raises(GisweepError, match="bad.pt: not a readable gisweep ResNet"):
+    with pytest.raises(GisweepError, match="bad.pt: not a gisweep ResNet"):
         load_resnet(bad)
 
 

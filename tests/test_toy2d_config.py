@@ -1,15 +1,17 @@
-"""Toy 2-D sweep settings come from the workflow schema only (gisweep.toy2d.config), and the toy
+"""Toy 2-D sweep settings come from the config schema only (gisweep.toy2d.config), and the toy
 2-D compute modules never reach plotting code."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
 
 from gisweep import GisweepError
 from gisweep.code_inputs import closure, external_imports
+from gisweep.schema import load_schema
 from gisweep.toy2d import config as C
 
-SCHEMA = "workflow/schemas/config.schema.yaml"
+SCHEMA = "src/gisweep/config.schema.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +20,11 @@ def schema(request):
         return yaml.safe_load(f)["properties"]["overparam"]["properties"]
 
 
-def test_the_helper_reads_the_workflow_schema(request):
-    assert C.SCHEMA_FILE == (request.config.rootpath / SCHEMA).resolve()
+def test_the_helper_reads_the_package_schema(request):
+    from gisweep.schema import schema_path
+
+    assert C.load_schema is load_schema
+    assert Path(str(schema_path())).resolve() == (request.config.rootpath / SCHEMA).resolve()
 
 
 @pytest.mark.parametrize("part", C.PARTS)

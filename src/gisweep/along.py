@@ -37,6 +37,7 @@ from gisweep.data import load_table, training_labels
 from gisweep.directions import class_directions, random_directions
 from gisweep.io import provenance, write_parquet
 from gisweep.models import load_model, load_record
+from gisweep.schema import schema_number
 
 DIRECTIONS = ("same_pair", "same_pair_b", "other_pair", "random", "pc1", "perp", "minor")
 ALONG_COLUMNS = ["direction", "t", "class", "output", "predicted", "anchor_label", "i", "j", "scale"]
@@ -150,13 +151,14 @@ def register_cli(sub) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True, help="the model's seed; also picks the samples")
-    p.add_argument("--class-a", type=int, default=9)
-    p.add_argument("--class-b", type=int, default=1)
-    p.add_argument("--n-points", type=int, default=601)
-    p.add_argument("--t-min", type=float, default=-1.0)
-    p.add_argument("--t-max", type=float, default=2.0)
-    p.add_argument("--minor-rank", type=int, default=-1)
+    p.add_argument("--seed", type=schema_number("along.seed"), required=True,
+                   help="the model's seed; also picks the samples")
+    p.add_argument("--class-a", type=schema_number("along.class_a"), default=9)
+    p.add_argument("--class-b", type=schema_number("along.class_b"), default=1)
+    p.add_argument("--n-points", type=schema_number("along.n_points"), default=601)
+    p.add_argument("--t-min", type=schema_number("along.t_min"), default=-1.0)
+    p.add_argument("--t-max", type=schema_number("along.t_max"), default=2.0)
+    p.add_argument("--minor-rank", type=schema_number("along.minor_rank"), default=-1)
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: outputs_along_directions(
         a.model, a.data, a.out, labels=a.labels, seed=a.seed, class_a=a.class_a, class_b=a.class_b,

@@ -39,6 +39,7 @@ import pandas as pd
 
 from gisweep import GisweepError
 from gisweep.io import atomic_path, read_parquet, write_csv
+from gisweep.schema import schema_number
 from gisweep.summary import POOLED
 
 SIMILAR_MARGIN = 0.10  # "similar", "roughly the same": relative difference or spread within 10 %
@@ -77,9 +78,12 @@ class Claim:
     params: dict = field(default_factory=dict)  # level/loose, target/margin, margin, sign/size
     missing: str = ""  # why not measured
     detail: str = ""  # appended to the verdict's reason (e.g. which models fall short)
+    rule_text: str = ""  # the rule in the claim's own words (formatted with params); "" = the kind's wording
 
     def rule(self) -> str:
         p = dict(self.params)
+        if self.rule_text:
+            return self.rule_text.format(**p)
         if self.kind == "direction":
             word = "> 0" if p["sign"] > 0 else "< 0"
             p.update(sign_word=f"d_s {word}", sign_word_pooled=f"d_pooled {word}")
@@ -99,7 +103,7 @@ def verdict(claim: Claim) -> tuple[str, str]:
     p = claim.params
     if claim.kind == "all":
         if (vals >= p["level"]).all():
-            return HOLDS, f"every model at {p['level']:g}"
+            return HOLDS, p.get("holds_reason", "every model at {level:g}").format(**p)
         low = float(vals.min())
         if (vals >= p["level"] - p["loose"]).all():
             return LOOSE, f"lowest {low:.4g}, within {p['loose']:g}"
@@ -115,7 +119,9 @@ def verdict(claim: Claim) -> tuple[str, str]:
             return HOLDS, f"|d_pooled| + 2 sd = {abs(dc) + 2 * sd:.3g} <= {m:g}"
         return LOOSE, f"|d_pooled| = {abs(dc):.3g} <= {m:g} but |d_pooled| + 2 sd = {abs(dc) + 2 * sd:.3g} or a seed's |d_s| exceeds it"
     if claim.kind == "direction":
+        # an optional target moves the zero: "above 10 %" is the direction rule on value - 0.10
         s, e = p["sign"], p["size"]
+        vals, c = vals - p.get("target", 0.0), c - p.get("target", 0.0)
         if s * c <= 0:
             return FAILS, f"d_pooled = {c:.3g} has the other sign"
         if n < 2:
@@ -373,16 +379,31 @@ def claims_table(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
+def verdict_counts(table: pd.DataFrame) -> str:
+    """'Verdicts: holds 3, holds loosely 1, ...' of a claims table."""
+    counts = table.verdict.value_counts()
+    return "Verdicts: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in (HOLDS, LOOSE, FAILS, UNMEASURED)) + "."
+
+
+def table_lines(table: pd.DataFrame, sources: list[str]) -> list[str]:
+    """The Markdown rows of a claims table, each claim's rule, and the inputs (shared by every claims table)."""
     def fmt(x):
         if isinstance(x, (float, np.floating)):
             return "" if np.isnan(x) else f"{x:.4g}"
         return str(x).replace("|", "\\|")
 
     cols = [c for c in table.columns if c != "rule"]
-    counts = table.verdict.value_counts()
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(fmt(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
+    lines += ["", "Rule of each claim:", ""]
+    lines += [f"- `{row.id}` ({row.statistic}): {row.rule}" for row in table.itertuples()]
+    lines += ["", "Inputs: " + ", ".join(f"`{s}`" for s in sources), ""]
+    return lines
+
+
+def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
     lines = [
-        "# Claims of the GI paper (Salman & Liu 2020)",
+        "# Claims of the GI paper (Salman, Zhang, Liu & Mio 2020)",
         "",
         "Each claim's statistic for every seed alone (s0, s1, ...), for the seeds pooled, and `sd`, the sample",
         "standard deviation of the per-seed values. d below is the statistic (minus the target for `near`).",
@@ -400,16 +421,10 @@ def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
         "otherwise; does not hold: d_pooled has the other sign (or is 0).",
         "- **not measured**: the claim's inputs are not in the run's config.",
         "",
-        "Verdicts: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in (HOLDS, LOOSE, FAILS, UNMEASURED)) + ".",
+        verdict_counts(table),
         "",
-        "| " + " | ".join(cols) + " |",
-        "|" + "|".join("---" for _ in cols) + "|",
     ]
-    lines += ["| " + " | ".join(fmt(row[c]) for c in cols) + " |" for _, row in table.iterrows()]
-    lines += ["", "Rule of each claim:", ""]
-    lines += [f"- `{row.id}` ({row.statistic}): {row.rule}" for row in table.itertuples()]
-    lines += ["", "Inputs: " + ", ".join(f"`{s}`" for s in sources), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + table_lines(table, sources))
 
 
 def write_claims(summary, out_markdown, out_csv, dynamics=(), *, arch="3x128", compare_dataset="mnist",
@@ -432,7 +447,7 @@ def register_cli(sub) -> None:
                    help="gi_during_training.parquet files (one per seed, under .../s{seed}/); none: not measured")
     p.add_argument("--arch", default="3x128", help="the architecture of the dimension, CIFAR-10 and moons claims")
     p.add_argument("--compare-dataset", default="mnist", help="where the architectures are compared (Fig 6)")
-    p.add_argument("--compare-dim", type=int, default=28)
+    p.add_argument("--compare-dim", type=schema_number("models.compare_at.dim"), default=28)
     p.add_argument("--out-markdown", required=True)
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=lambda a: write_claims(a.summary, a.out_markdown, a.out_csv, a.dynamics, arch=a.arch,

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hull-summary": ("gisweep.hull_summary", "collect the summaries of hull Parquet files into one table"),
     "hull-nearest": ("gisweep.hull_stage", "test images of a pixel hull table with their nearest hull points"),
     "hull-train-size": ("gisweep.hull_sweep", "hull distances of the test rows against N training rows, N swept"),
+    "hull-claims": ("gisweep.hull_claims", "the hull paper's claims with their seed spread and verdicts"),
     "train-resnet": ("gisweep.resnet_features", "train the ResNet-20 whose features are hull spaces"),
     "plot-hull-distributions": ("gisweep.figures.hull", "test distances to the hull per space, fitted normal"),
     "plot-hull-test-vs-random": ("gisweep.figures.hull", "distance / diameter of test vs uniform random points"),

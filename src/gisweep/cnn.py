@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from gisweep.schema import integer, schema_number
+
 
 def train_cnn(data_path, out_model, out_history, *, labels: str, seed: int, width: int, hidden: int,
               optimizer: str, lr: float, momentum: float, batch_size: int, max_epochs: int,
@@ -57,16 +59,16 @@ def register_cli(sub) -> None:
     p = sub.add_parser("train-cnn", help="train the small CNN on real or permuted labels")
     p.add_argument("--data", required=True)
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--width", type=int, default=4, help="conv feature maps")
-    p.add_argument("--hidden", type=int, default=64, help="units of the hidden Linear layer")
+    p.add_argument("--seed", type=schema_number("cnn.seed"), required=True)
+    p.add_argument("--width", type=schema_number("cnn.width"), default=4, help="conv feature maps")
+    p.add_argument("--hidden", type=schema_number("cnn.hidden"), default=64, help="units of the hidden Linear layer")
     p.add_argument("--optimizer", default="adam", choices=["sgd", "adam"])
-    p.add_argument("--lr", type=float, default=0.001)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=1000)
+    p.add_argument("--lr", type=schema_number("cnn.lr"), default=0.001)
+    p.add_argument("--momentum", type=schema_number("train.momentum"), default=0.9)  # the CNN section has no momentum
+    p.add_argument("--batch-size", type=schema_number("cnn.batch_size"), default=32)
+    p.add_argument("--max-epochs", type=schema_number("cnn.max_epochs"), default=1000)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=integer(minimum=1), default=None)
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-history", required=True)
     p.set_defaults(func=lambda a: train_cnn(

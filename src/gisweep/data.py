@@ -12,6 +12,7 @@ import numpy as np
 
 from gisweep import GisweepError, datasets
 from gisweep.io import provenance, read_parquet, write_parquet
+from gisweep.schema import integer, schema_number
 
 DATASETS = ("mnist", "mnist_idx", "cifar10", "moons")
 
@@ -182,13 +183,17 @@ def training_labels(y_true: np.ndarray, mode: str, seed: int) -> np.ndarray:
 def register_cli(sub) -> None:
     p = sub.add_parser("prepare-data", help="build results/{dataset}/d{dim}/data.parquet")
     p.add_argument("--dataset", required=True, choices=DATASETS)
-    p.add_argument("--dim", type=int, required=True, help="image side after pooling (28, 14, 7), or 2 for moons")
-    p.add_argument("--seed", type=int, default=0, help="picks the training samples")
-    p.add_argument("--train-per-class", type=int, default=100)
+    p.add_argument("--dim", type=integer(minimum=1), required=True,
+                   help="image side after pooling (28, 14, 7), or 2 for moons")
+    p.add_argument("--seed", type=schema_number("data.seed"), default=0, help="picks the training samples")
+    p.add_argument("--train-per-class", type=schema_number("data.train_per_class"), default=100)
     p.add_argument("--source-dir", default=None, help="directory of IDX files or CIFAR-10 python batches")
-    p.add_argument("--moons-noise", type=float, default=0.1, help="two moons: noise level")
-    p.add_argument("--moons-train", type=int, default=300, help="two moons: training points")
-    p.add_argument("--moons-test", type=int, default=100, help="two moons: validation points")
+    p.add_argument("--moons-noise", type=schema_number("datasets.moons.noise"), default=0.1,
+                   help="two moons: noise level")
+    p.add_argument("--moons-train", type=schema_number("datasets.moons.n_train"), default=300,
+                   help="two moons: training points")
+    p.add_argument("--moons-test", type=schema_number("datasets.moons.n_test"), default=100,
+                   help="two moons: validation points")
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: prepare_data(
         a.dataset, a.dim, a.out, seed=a.seed, train_per_class=a.train_per_class, source_dir=a.source_dir,
@@ -197,9 +202,11 @@ def register_cli(sub) -> None:
 
     h = sub.add_parser("prepare-hull-data", help="build results/{dataset}/d{dim}/hull/data.parquet (the hull study's split)")
     h.add_argument("--dataset", required=True, choices=HULL_DATASETS)
-    h.add_argument("--dim", type=int, required=True, help="image side after average pooling")
-    h.add_argument("--seed", type=int, default=0, help="picks bundled MNIST's test images and any per-class sample")
-    h.add_argument("--train-per-class", default="all", help="'all' (the whole training split) or a number")
+    h.add_argument("--dim", type=schema_number("hull.dims[]"), required=True, help="image side after average pooling")
+    h.add_argument("--seed", type=schema_number("hull.seed"), default=0,
+                   help="picks bundled MNIST's test images and any per-class sample")
+    h.add_argument("--train-per-class", type=schema_number("hull.train_per_class"), default="all",
+                   help="'all' (the whole training split) or a number")
     h.add_argument("--source-dir", default=None, help="directory of IDX files or CIFAR-10 python batches")
     h.add_argument("--out", required=True)
     h.set_defaults(func=lambda a: prepare_hull_data(a.dataset, a.dim, a.out, seed=a.seed,

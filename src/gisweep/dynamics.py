@@ -34,6 +34,7 @@ from gisweep.io import provenance, read_parquet, read_provenance, write_csv, wri
 from gisweep.models import load_record
 from gisweep.pair_gi import add_pair_gi_args, pair_gi, pair_lines
 from gisweep.runtime import pick_dtype
+from gisweep.schema import schema_number
 from gisweep.train import accuracy, add_training_args, start_training, training_args
 
 DYNAMICS_COLUMNS = ["epoch", "train_acc", "val_acc", "train_loss", "lines", "mean_gi", "median_gi", "std_gi",
@@ -61,6 +62,8 @@ def gi_during_training(data_path, out, *, arch: str, seed: int, checkpoint_epoch
     if not checkpoint_epochs or checkpoint_epochs[0] < 0:
         raise GisweepError(f"dynamics.checkpoint_epochs must be a non-empty list of epochs >= 0, got {checkpoint_epochs}")
     dt = pick_dtype(dtype)
+    if reference_model is not None:
+        load_record(reference_model)  # an unreadable reference fails now, not after the training
     run = start_training(data_path, arch=arch, seed=seed, labels=labels, **options)
     dev = run.device
     # the lines: same-class pairs under the training labels
@@ -161,8 +164,8 @@ def register_cli(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--labels", default="real", choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--checkpoint-epochs", type=int, nargs="+", required=True)
+    p.add_argument("--seed", type=schema_number("dynamics.seed"), required=True)
+    p.add_argument("--checkpoint-epochs", type=schema_number("dynamics.checkpoint_epochs[]"), nargs="+", required=True)
     add_pair_gi_args(p)
     add_training_args(p)
     p.add_argument("--reference-model", default=None, help="model.pt the retrained network must equal")

@@ -30,6 +30,7 @@ from gisweep import GisweepError
 from gisweep.io import provenance, read_parquet, write_csv, write_parquet
 from gisweep.pair_gi import add_pair_gi_args, pair_gi, pair_lines
 from gisweep.runtime import pick_dtype
+from gisweep.schema import schema_number
 from gisweep.train import accuracy, add_training_args, start_training, training_args
 
 RUN_COLUMNS = ["percent", "seed", "n_train", "randomized", "changed", "epochs", "converged", "train_acc",
@@ -117,9 +118,9 @@ def fraction_table(run_paths, out, out_csv=None) -> pd.DataFrame:
 def register_cli(sub) -> None:
     p = sub.add_parser("label-fraction-run", help="train on partly randomised labels; pair GI and accuracy")
     p.add_argument("--data", required=True)
-    p.add_argument("--percent", type=int, required=True)
+    p.add_argument("--percent", type=schema_number("fractions.percents[]"), required=True)
     p.add_argument("--arch", required=True)
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=schema_number("fractions.seeds[]"), required=True)
     add_pair_gi_args(p)
     add_training_args(p)
     p.add_argument("--out-model", required=True)

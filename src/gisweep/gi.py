@@ -360,7 +360,10 @@ def exact_intervals(
 
     `model`: a plain nn.Sequential of Linear/ReLU/Flatten/Identity layers takes the fast path below;
     any other model is read as a graph (gisweep.gi_graph: conv, pooling, batch norm in eval mode,
-    residual additions, ...) and swept by the general engine, with the same results' meaning.
+    residual additions, networks loaded from ONNX or torch.export files by
+    gisweep.models.load_network, ...), checked against the model's own forward pass on points of
+    the first lines (gisweep.gi_graph.check_graph), and swept by the general engine, with the same
+    results' meaning.
     x0, d: [lines, *input shape] ([lines, features] for an MLP; [lines, C, H, W] or flattened rows,
     whatever the model takes); t_min, t_max: scalars or [lines]. The lines are swept in chunks whose
     working set stays under `memory_mb` (default 1024 on a CPU; on CUDA at most half the free device

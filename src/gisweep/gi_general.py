@@ -274,13 +274,14 @@ def _check_graph_lines(x0, d):
 
 def graph_intervals(model, x0, d, t_min, t_max, *, dtype, device, memory_mb, progress, stats) -> Intervals:
     """exact_intervals for any model gisweep.gi_graph reads (called inside exact_matmul and no_grad)."""
-    from gisweep.gi_graph import read_graph
+    from gisweep.gi_graph import check_graph, probe_points, read_graph
 
     x0, d = torch.as_tensor(x0), torch.as_tensor(d)
     _check_graph_lines(x0, d)
     graph = read_graph(model, tuple(x0.shape[1:]), dtype, device)  # checks the model and the shapes first
     n = x0.shape[0]
     t_min, t_max = line_ranges(t_min, t_max, n, dtype, device)
+    check_graph(graph, probe_points(x0.to(device=device, dtype=dtype), d.to(device=device, dtype=dtype), t_min, t_max))
     budget = budget_bytes(memory_mb, device)
     # a typical line gains about half a layer's width in knots per ReLU layer (capped: conv layers are
     # wide and sparsely crossed); a chunk that outgrows the budget splits itself
@@ -311,18 +312,19 @@ def graph_intervals(model, x0, d, t_min, t_max, *, dtype, device, memory_mb, pro
 
 
 def graph_grid(model, x0, d, t_min, t_max, steps, *, dtype, device, memory_mb) -> Intervals:
-    """grid_intervals for any model gisweep.gi_graph reads: its forward pass (float64 copy) at the
-    grid points, walking out from t = 0 on each side to the first point of another class."""
-    from gisweep.gi_graph import read_graph
+    """grid_intervals for any model gisweep.gi_graph reads: its graph evaluated (float64) at the grid
+    points as the exact engine evaluates it (gisweep.gi_graph.run_graph, checked
+    against the model), walking out from t = 0 on each side to the first point of another class."""
+    from gisweep.gi_graph import check_graph, probe_points, read_graph, run_graph
 
     x0, d = torch.as_tensor(x0), torch.as_tensor(d)
     _check_graph_lines(x0, d)
     if steps < 1:
         raise GisweepError(f"steps must be >= 1, got {steps}")
     graph = read_graph(model, tuple(x0.shape[1:]), dtype, device)
-    net = graph.module
     n = x0.shape[0]
     t_min, t_max = line_ranges(t_min, t_max, n, dtype, device)
+    check_graph(graph, probe_points(x0.to(device=device, dtype=dtype), d.to(device=device, dtype=dtype), t_min, t_max))
     h = (t_max - t_min) / steps
     k = torch.arange(steps + 1, dtype=dtype, device=device)
     fwd = torch.minimum(k[None] * h[:, None], t_max[:, None])  # [n, S], 0 first
@@ -335,7 +337,7 @@ def graph_grid(model, x0, d, t_min, t_max, steps, *, dtype, device, memory_mb) -
         cls = []
         for a in range(0, ts.shape[0], points):
             tt = ts[a:a + points].reshape(-1, *([1] * len(shape)))
-            cls.append(net(xs + tt * ds).argmax(-1))
+            cls.append(run_graph(graph, xs + tt * ds)[graph.output].argmax(-1))
         return torch.cat(cls)
 
     t_lo, t_hi, class0 = [], [], []

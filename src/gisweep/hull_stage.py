@@ -52,6 +52,7 @@ from gisweep.hull import hull_diameter, hull_distance, nearest_neighbor_distance
 from gisweep.hull_summary import read_summary
 from gisweep.io import provenance, read_parquet, write_parquet
 from gisweep.runtime import pick_device, pick_dtype
+from gisweep.schema import integer, number, schema_number
 from gisweep import spaces
 
 COLUMNS = ["query", "kind", "source_index", "label", "distance", "lower", "certified", "inside", "outside",
@@ -217,9 +218,14 @@ def hull_space_distances(data_path, space: str, out, *, model_path=None, tol: fl
             print(f"{out} [{kind}]: n {s['n']}, outside {s['fraction_outside']:.3f}, inside {s['fraction_inside']:.3f},"
                   f" undecided {s['fraction_undecided']:.3f}, certified "
                   f"{s['fraction_certified']:.3f}, distance mean {s['mean']:.4g} (diameter {diameter:.4g}, "
-                  f"rel {s['rel_mean']}), normaltest p {s['normaltest_p']}")
+                  f"rel {_sig(s['rel_mean'])}), normaltest p {_sig(s['normaltest_p'])}")
     print(f"{out}: {time.monotonic() - t0:.1f} s")
     return df
+
+
+def _sig(value, digits: int = 4) -> str:
+    """A log line's float to `digits` significant digits; 'n/a' where the statistic is undefined (None)."""
+    return "n/a" if value is None else format(value, f".{digits}g")
 
 
 def pick_examples(distance: np.ndarray, n: int) -> np.ndarray:
@@ -291,20 +297,21 @@ def register_cli(sub) -> None:
                    " | resnet_prepool_s<seed> | resnet_pool_s<seed>")
     p.add_argument("--model", default=None, help="model.pt (hidden spaces) or the ResNet file (resnet spaces)")
     p.add_argument("--out", required=True)
-    p.add_argument("--tol", type=float, default=1e-6)
-    p.add_argument("--max-iter", type=int, default=500)
-    p.add_argument("--n-random", type=int, default=500)
-    p.add_argument("--random-seed", type=int, default=0)
-    p.add_argument("--max-test", type=int, default=0, help="0: every test row")
-    p.add_argument("--support-k", type=int, default=10)
-    p.add_argument("--abs-tol", type=float, default=None)
+    p.add_argument("--tol", type=schema_number("hull.tol"), default=1e-6)
+    p.add_argument("--max-iter", type=schema_number("hull.max_iter"), default=500)
+    p.add_argument("--n-random", type=schema_number("hull.n_random"), default=500)
+    p.add_argument("--random-seed", type=schema_number("hull.random_seed"), default=0)
+    p.add_argument("--max-test", type=schema_number("hull.max_test"), default=0, help="0: every test row")
+    p.add_argument("--support-k", type=schema_number("hull.support_k"), default=10)
+    p.add_argument("--abs-tol", type=number(exclusive_minimum=0), default=None)
     p.add_argument("--wavelet-mode", default="periodization")
-    p.add_argument("--wavelet-level", type=int, default=0, help="0: deepest orthogonal level")
-    p.add_argument("--subset-levels", type=int, default=2)
+    p.add_argument("--wavelet-level", type=schema_number("hull.wavelet_level"), default=0,
+                   help="0: deepest orthogonal level")
+    p.add_argument("--subset-levels", type=schema_number("hull.subset_levels"), default=2)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--memory-mb", type=schema_number("hull.memory_mb"), default=None)
+    p.add_argument("--threads", type=integer(minimum=1), default=None)
     p.set_defaults(func=lambda a: hull_space_distances(
         a.data, a.space, a.out, model_path=a.model, tol=a.tol, max_iter=a.max_iter, n_random=a.n_random,
         random_seed=a.random_seed, max_test=a.max_test, support_k=a.support_k, abs_tol=a.abs_tol,
@@ -314,10 +321,12 @@ def register_cli(sub) -> None:
     n = sub.add_parser("hull-nearest", help="test images of a pixel hull table with their nearest hull points")
     n.add_argument("--data", required=True, help="data.parquet the hull table was computed from")
     n.add_argument("--hull", required=True, help="the pixel-space hull Parquet of the same data")
-    n.add_argument("--examples", type=int, default=4, help="test images, spread over the distance quantiles")
-    n.add_argument("--support", type=int, default=5, help="heaviest support training images kept per example")
-    n.add_argument("--tol", type=float, default=1e-6)
-    n.add_argument("--threads", type=int, default=None)
+    n.add_argument("--examples", type=schema_number("hull.figure_examples"), default=4,
+                   help="test images, spread over the distance quantiles")
+    n.add_argument("--support", type=schema_number("hull.figure_support"), default=5,
+                   help="heaviest support training images kept per example")
+    n.add_argument("--tol", type=schema_number("hull.tol"), default=1e-6)
+    n.add_argument("--threads", type=integer(minimum=1), default=None)
     n.add_argument("--out", required=True)
     n.set_defaults(func=lambda a: nearest_examples(a.data, a.hull, a.out, n_examples=a.examples,
                                                    n_support=a.support, tol=a.tol, threads=a.threads))

@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from gisweep import GisweepError
+from gisweep.schema import integer, schema_number
 
 STATISTICS = ["distance_mean", "distance_q25", "distance_median", "distance_q75", "rel_distance_mean",
               "rel_distance_q25", "rel_distance_median", "rel_distance_q75", "diameter", "nn_distance_mean",
@@ -213,19 +214,24 @@ def train_size_sweep(data_path, out, *, sizes, seeds, dataset: str = "", dim: in
 def register_cli(sub) -> None:
     p = sub.add_parser("hull-train-size", help="hull distances of the test rows against N training rows, N swept")
     p.add_argument("--data", required=True, help="the hull data table (pixels)")
-    p.add_argument("--sizes", type=int, nargs="+", required=True, help="training-set sizes N")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="subsample seeds")
+    p.add_argument("--sizes", type=schema_number("hull.train_sizes[]"), nargs="+", required=True,
+                   help="training-set sizes N")
+    p.add_argument("--seeds", type=schema_number("hull.train_size_seeds[]"), nargs="+", default=[0, 1, 2],
+                   help="subsample seeds")
     p.add_argument("--dataset", default="", help="dataset name written into the table")
-    p.add_argument("--dim", type=int, default=None, help="image side written into the table")
-    p.add_argument("--extrapolate-to", type=int, default=60000, help="the fitted trend's grid reaches this N")
-    p.add_argument("--tol", type=float, default=1e-6)
-    p.add_argument("--max-iter", type=int, default=500)
-    p.add_argument("--max-test", type=int, default=0, help="0: every test row")
-    p.add_argument("--random-seed", type=int, default=0, help="seed of the test sample when --max-test > 0")
+    p.add_argument("--dim", type=schema_number("hull.train_size_dim"), default=None,
+                   help="image side written into the table")
+    p.add_argument("--extrapolate-to", type=schema_number("hull.extrapolate_to"), default=60000,
+                   help="the fitted trend's grid reaches this N")
+    p.add_argument("--tol", type=schema_number("hull.tol"), default=1e-6)
+    p.add_argument("--max-iter", type=schema_number("hull.max_iter"), default=500)
+    p.add_argument("--max-test", type=schema_number("hull.max_test"), default=0, help="0: every test row")
+    p.add_argument("--random-seed", type=schema_number("hull.random_seed"), default=0,
+                   help="seed of the test sample when --max-test > 0")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--memory-mb", type=schema_number("hull.memory_mb"), default=None)
+    p.add_argument("--threads", type=integer(minimum=1), default=None)
     p.add_argument("--out", required=True, help="the CSV table")
     p.set_defaults(func=lambda a: train_size_sweep(
         a.data, a.out, sizes=a.sizes, seeds=a.seeds, dataset=a.dataset, dim=a.dim, extrapolate_to=a.extrapolate_to,

@@ -101,15 +101,28 @@ def save_torch(record: dict, path) -> None:
 def load_torch(path, kind: str, required=()) -> dict:
     """A record written by save_torch (on the CPU); a missing, unreadable or incomplete file raises
     GisweepError naming it and the `kind` of file it should have been (e.g. 'model')."""
+    import pickle
+    import warnings
+
     import torch
 
     path = Path(path)
     if not path.exists():
         raise GisweepError(f"{path}: {kind} file not found")
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise GisweepError(f"{path}: not a readable gisweep {kind} ({type(e).__name__}: {e})") from None
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it did not write; the error below says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            record = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own message advises loading with weights_only=False, which would run any code the file
+        # holds: only tensors and plain values are loaded, and that advice is not passed on
+        raise GisweepError(f"{path}: not a gisweep {kind} file (not a torch file of tensors and plain "
+                           "values)") from None
+    except Exception as e:  # truncated or corrupt archives raise RuntimeError, EOFError, ...
+        first = (str(e).strip().splitlines() or [""])[0].split(". ")[0]
+        reason = type(e).__name__ + (f": {first}" if first and "weights_only" not in first else "")
+        raise GisweepError(f"{path}: not a gisweep {kind} file ({reason})") from None
     missing = set(required) - set(record) if isinstance(record, dict) else set(required)
     if missing or not isinstance(record, dict):
         raise GisweepError(f"{path}: not a gisweep {kind} file (missing {sorted(missing)})")

@@ -374,28 +374,49 @@ def sample_lines(data_path, out, *, family, labels: str, seed: int, classes=None
     unknown = sorted(set(settings) - set(families))
     if unknown:
         raise GisweepError(f"settings for families {unknown} that are not sampled ({families})")
+    if len(set(map(str, outs))) != len(outs):
+        raise GisweepError(f"output files {[str(o) for o in outs]}: each family needs its own --out")
+    family_opts = {fam: _family_options(fam, settings.get(fam, {}), classes=classes, t_min=t_min, t_max=t_max,
+                                        count=count, scale=scale, other=other, minor_rank=minor_rank)
+                   for fam in families}
     x, y_true, _, _ = load_table(data_path)
     y = training_labels(y_true, labels, seed)
-    written = {}
+    # Every family is drawn before the first file is written: a family that cannot be drawn leaves no
+    # output of the others behind (the tables are returned anyway, so this holds no more in memory).
+    written = {fam: make_lines(fam, x, y, seed=seed, **family_opts[fam]) for fam in families}
     for fam, path in zip(families, outs):
-        opts = dict(classes=classes, t_min=t_min, t_max=t_max, count=count, scale=scale, other=other,
-                    minor_rank=minor_rank)
-        extra = set(settings.get(fam, {})) - set(SETTING_KEYS)
-        if extra:
-            raise GisweepError(f"settings of family {fam}: unknown option(s) {sorted(extra)}")
-        opts.update(settings.get(fam, {}))
-        opts["scale"] = _scale_arg(str(opts["scale"])) if opts["scale"] is not None else "pair_mean"
-        opts["other"] = _other_arg(str(opts["other"])) if opts["other"] is not None else None
-        if opts["classes"] is None:
-            raise GisweepError(f"family {fam}: no classes given")
-        opts["classes"] = parse_classes(opts["classes"] if isinstance(opts["classes"], list) else [opts["classes"]])
-        df = make_lines(fam, x, y, seed=seed, **opts)
+        df, opts = written[fam], family_opts[fam]
         meta = provenance(stage="sample_lines", family=fam, data=str(data_path), labels=labels, seed=seed, **opts)
         write_parquet(to_table(df), path, meta)
         print(f"{path}: {len(df)} {fam} lines of class(es) {sorted(set(df.label.tolist()))}, "
               f"t in [{df.t_min.min() if len(df) else opts['t_min']}, {df.t_max.max() if len(df) else opts['t_max']}]")
-        written[fam] = df
     return written if not isinstance(family, str) else written[family]
+
+
+# the config key whose bounds each numeric option has (t_min, t_max and count have the same bounds in
+# every family that has them)
+OPTION_KEYS = {"t_min": "lines.pairs.t_min", "t_max": "lines.pairs.t_max", "count": "lines.diffpairs.count",
+               "scale": "lines.random.scale", "other": "lines.perp.other", "minor_rank": "lines.minor.minor_rank"}
+
+
+def _family_options(fam: str, family_settings: dict, **options) -> dict:
+    """The options of one family: the shared ones, overridden by its settings, each checked against the
+    schema's bounds; GisweepError names the family and option."""
+    from gisweep.schema import schema_number
+
+    extra = set(family_settings) - set(SETTING_KEYS)
+    if extra:
+        raise GisweepError(f"settings of family {fam}: unknown option(s) {sorted(extra)}")
+    opts = {**options, **family_settings}
+    for key, schema_key in OPTION_KEYS.items():
+        if opts[key] is not None and not (key == "other" and opts[key] in ("rest", "none", "None")):
+            opts[key] = schema_number(schema_key).check(opts[key], f"family {fam}: {key}")
+    opts["scale"] = _scale_arg(str(opts["scale"])) if opts["scale"] is not None else "pair_mean"
+    opts["other"] = _other_arg(str(opts["other"])) if opts["other"] is not None else None
+    if opts["classes"] is None:
+        raise GisweepError(f"family {fam}: no classes given")
+    opts["classes"] = parse_classes(opts["classes"] if isinstance(opts["classes"], list) else [opts["classes"]])
+    return opts
 
 
 def _scale_arg(value: str):
@@ -419,19 +440,26 @@ def _settings_arg(value: str) -> dict:
 
 
 def register_cli(sub) -> None:
+    from gisweep.schema import schema_number
+
     p = sub.add_parser("sample-lines", help="the lines of one or several families (see gisweep.lines)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True)
     p.add_argument("--family", nargs="+", required=True, choices=FAMILIES, help="one or several families")
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True, help="label permutation and line sampling")
+    p.add_argument("--seed", type=schema_number("models.seeds[]"), required=True,
+                   help="label permutation and line sampling")
     p.add_argument("--classes", nargs="+", default=None, help="labels, or 'all' (or per family in --settings)")
-    p.add_argument("--t-min", type=float, default=None, help="default: -1 (triangles -2)")
-    p.add_argument("--t-max", type=float, default=None, help="default: 2 (triangles 3)")
-    p.add_argument("--count", type=int, default=None, help="diffpairs/random: lines, triangles: triangles, per class")
-    p.add_argument("--scale", type=_scale_arg, default="pair_mean", help="|d| of direction families, or pair_mean")
-    p.add_argument("--other", type=_other_arg, default=None, help="perp: the other class, or 'rest'")
-    p.add_argument("--minor-rank", type=int, default=-1, help="minor: position among the spanned components")
+    p.add_argument("--t-min", type=schema_number(OPTION_KEYS["t_min"]), default=None, help="default: -1 (triangles -2)")
+    p.add_argument("--t-max", type=schema_number(OPTION_KEYS["t_max"]), default=None, help="default: 2 (triangles 3)")
+    p.add_argument("--count", type=schema_number(OPTION_KEYS["count"]), default=None,
+                   help="diffpairs/random: lines, triangles: triangles, per class")
+    p.add_argument("--scale", type=schema_number(OPTION_KEYS["scale"]), default="pair_mean",
+                   help="|d| of direction families, or pair_mean")
+    p.add_argument("--other", type=schema_number(OPTION_KEYS["other"]), default=None,
+                   help="perp: the other class, or 'rest'")
+    p.add_argument("--minor-rank", type=schema_number(OPTION_KEYS["minor_rank"]), default=-1,
+                   help="minor: position among the spanned components")
     p.add_argument("--settings", type=_settings_arg, default=None,
                    help='per-family options as JSON, e.g. \'{"triangles": {"t_min": -2, "count": 50}}\'')
     p.add_argument("--out", nargs="+", required=True, help="one output file per --family, in the same order")

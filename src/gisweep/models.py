@@ -148,7 +148,29 @@ def load_cnn(path, record: dict | None = None) -> SmallCNN:
     return model.eval()
 
 
-def load_network(path, record: dict | None = None) -> nn.Module:
-    """Any saved model: a CNN (load_cnn) or an MLP (load_model), by its record's arch."""
-    record = load_record(path) if record is None else record
-    return load_cnn(path, record) if record["arch"] == CNN_ARCH else load_model(path, record)
+OWN_SUFFIXES = (".pt", ".pth")  # the pipeline's own model files (save_model, save_cnn)
+
+
+def load_network(path, record: dict | None = None, *, input_shape=None) -> nn.Module:
+    """Any network file as an eval-mode torch module that gisweep.gi.exact_intervals accepts.
+
+    By suffix: `.onnx` (converted with onnx2torch) and `.pt2` (torch.export.save; its
+    ExportedProgram's module) are networks trained elsewhere (gisweep.networks); `.pt` (or `.pth`,
+    or any file when `record` is given) is the pipeline's own record (torch.load with weights_only: no arbitrary objects are unpickled), a
+    CNN (load_cnn) or an MLP (load_model) by its arch. `input_shape`: the data's shape per sample,
+    checked against the file's declared input (an error names both).
+    """
+    from pathlib import Path
+
+    from gisweep.networks import check_input_shape, load_outside
+
+    if record is None and Path(path).suffix.lower() not in OWN_SUFFIXES:
+        model = load_outside(path)  # .onnx, .pt2, or an error naming the file's unknown type
+        declared = model.input_shape
+    else:
+        record = load_record(path) if record is None else record
+        model = load_cnn(path, record) if record["arch"] == CNN_ARCH else load_model(path, record)
+        declared = (int(record["in_features"]),)  # rows of data.parquet's `x`
+    if input_shape is not None:
+        check_input_shape(declared, input_shape, where=f"{path}: the data")
+    return model

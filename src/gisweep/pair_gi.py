@@ -11,6 +11,7 @@ import torch
 from gisweep.gi import exact_intervals
 from gisweep.gi_stats import spans_full_range
 from gisweep.lines import materialize, same_class_pairs
+from gisweep.schema import schema_number
 
 
 @dataclass
@@ -39,10 +40,11 @@ def pair_gi(net: torch.nn.Module, lines: PairLines, dtype, memory_mb: float | No
 
 
 def add_pair_gi_args(p) -> None:
-    """The command-line options of the pair lines and their GI sweep."""
-    p.add_argument("--classes", type=int, nargs="+", default=[5])
-    p.add_argument("--t-min", type=float, default=-1.0)
-    p.add_argument("--t-max", type=float, default=2.0)
+    """The command-line options of the pair lines and their GI sweep. gi-during-training and
+    label-fraction-run share them; the dynamics.* keys named here have the same bounds as fractions.*."""
+    p.add_argument("--classes", type=schema_number("dynamics.classes[]"), nargs="+", default=[5])
+    p.add_argument("--t-min", type=schema_number("dynamics.t_min"), default=-1.0)
+    p.add_argument("--t-max", type=schema_number("dynamics.t_max"), default=2.0)
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    p.add_argument("--memory-mb", type=float, default=None,
+    p.add_argument("--memory-mb", type=schema_number("gi.memory_mb"), default=None,
                    help="working-set budget in MiB (default: 1024 on a CPU, half the free GPU memory on CUDA)")

@@ -19,6 +19,7 @@ from gisweep import GisweepError
 from gisweep.io import provenance
 from gisweep.resnet import ResNet20, resnet_features, save_resnet
 from gisweep.runtime import seed_everything
+from gisweep.schema import integer, schema_number
 from gisweep.spaces import RESNET_MIN_SIDE, image_shape
 
 
@@ -111,11 +112,12 @@ def register_cli(sub) -> None:
     p = sub.add_parser("train-resnet", help="train the ResNet-20 whose features are hull spaces")
     p.add_argument("--data", required=True, help="a data table (the hull study's: .../hull/data.parquet)")
     p.add_argument("--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--width", type=int, default=16, help="channels of the first stage (then 2x and 4x)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=schema_number("hull.resnet_seed"), default=0)
+    p.add_argument("--epochs", type=schema_number("hull.resnet_epochs"), default=10)
+    p.add_argument("--lr", type=schema_number("hull.resnet_lr"), default=3e-3)
+    p.add_argument("--batch-size", type=schema_number("hull.resnet_batch_size"), default=64)
+    p.add_argument("--width", type=schema_number("hull.resnet_width"), default=16,
+                   help="channels of the first stage (then 2x and 4x)")
+    p.add_argument("--threads", type=integer(minimum=1), default=None)
     p.set_defaults(func=lambda a: train_resnet(a.data, a.out, seed=a.seed, epochs=a.epochs, lr=a.lr,
                                                batch_size=a.batch_size, width=a.width, threads=a.threads))

@@ -28,6 +28,7 @@ from gisweep.data import load_table, training_labels
 from gisweep.io import provenance, write_parquet
 from gisweep.models import build_mlp, save_model
 from gisweep.runtime import pick_device, seed_everything
+from gisweep.schema import integer, schema_number
 
 
 def accuracy(model, x, y, batch: int = 8192) -> float:
@@ -196,13 +197,13 @@ def train(data_path, out_model, out_history, *, arch: str, labels: str, seed: in
 def add_training_args(p) -> None:
     """The SGD and device options every training subcommand shares."""
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-epochs", type=int, default=2000)
-    p.add_argument("--init-scale", type=float, default=0.05)
+    p.add_argument("--lr", type=schema_number("train.lr"), default=0.01)
+    p.add_argument("--momentum", type=schema_number("train.momentum"), default=0.9)
+    p.add_argument("--batch-size", type=schema_number("train.batch_size"), default=32)
+    p.add_argument("--max-epochs", type=schema_number("train.max_epochs"), default=2000)
+    p.add_argument("--init-scale", type=schema_number("train.init_scale"), default=0.05)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=integer(minimum=1), default=None)
 
 
 def training_args(a) -> dict:
@@ -216,7 +217,7 @@ def register_cli(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True, help="LAYERSxWIDTH, e.g. 3x128")
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=schema_number("models.seeds[]"), required=True)
     add_training_args(p)
     p.add_argument("--out-model", required=True)
     p.add_argument("--out-history", required=True)

@@ -40,6 +40,7 @@ from gisweep import GisweepError
 from gisweep.data import load_table, training_labels
 from gisweep.models import build_mlp, parse_arch
 from gisweep.runtime import pick_device
+from gisweep.schema import schema_number
 from gisweep.train import add_training_args, make_optimizer, run_settings, save_run, start_model, training_args
 
 
@@ -322,7 +323,7 @@ def register_cli(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True, help="LAYERSxWIDTH, e.g. 3x128")
     p.add_argument("--labels", required=True, choices=["real", "random"])
-    p.add_argument("--seeds", type=int, nargs="+", required=True)
+    p.add_argument("--seeds", type=schema_number("models.seeds[]"), nargs="+", required=True)
     add_training_args(p)
     p.add_argument("--out-models", nargs="+", required=True, help="one model.pt per seed, in --seeds order")
     p.add_argument("--out-histories", nargs="+", required=True, help="one history.parquet per seed")

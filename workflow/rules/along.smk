@@ -33,10 +33,9 @@ rule outputs_along:
     conda:
         ENV
     shell:
-        "python -m gisweep outputs-along --model {input.model} --data {input.data} --labels {wildcards.labels}"
-        " --seed {wildcards.seed} --class-a {params.class_a} --class-b {params.class_b} --n-points {params.n_points}"
-        " --t-min {params.t_min} --t-max {params.t_max} --minor-rank {params.minor_rank} --out {output.along}"
-        " > {log} 2>&1"
+        "python -m gisweep outputs-along --model {input.model:q} --data {input.data:q} --labels {wildcards.labels:q}"
+        " --seed {wildcards.seed:q} --class-a {params.class_a:q} --class-b {params.class_b:q} --n-points {params.n_points:q}"
+        " --t-min {params.t_min:q} --t-max {params.t_max:q} --minor-rank {params.minor_rank:q} --out {output.along:q}" f"{TO_LOG}"
 
 
 rule plot_outputs_along:
@@ -59,5 +58,5 @@ rule plot_outputs_along:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-along --along {input.along} --figure {params.panels} --title {params.title:q}"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-along --along {input.along:q} --figure {params.panels:q} --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"

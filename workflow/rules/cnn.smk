@@ -31,10 +31,10 @@ rule train_cnn:
     conda:
         ENV
     shell:
-        "python -m gisweep train-cnn --data {input.data} --labels {wildcards.labels} --seed {wildcards.seed}"
-        " --width {params.width} --hidden {params.hidden} --optimizer {params.optimizer} --lr {params.lr}"
-        " --batch-size {params.batch_size} --max-epochs {params.max_epochs} --device {params.device}"
-        " --threads {threads} --out-model {output.model} --out-history {output.history} > {log} 2>&1"
+        "python -m gisweep train-cnn --data {input.data:q} --labels {wildcards.labels:q} --seed {wildcards.seed:q}"
+        " --width {params.width:q} --hidden {params.hidden:q} --optimizer {params.optimizer:q} --lr {params.lr:q}"
+        " --batch-size {params.batch_size:q} --max-epochs {params.max_epochs:q} --device {params.device:q}"
+        " --threads {threads:q} --out-model {output.model:q} --out-history {output.history:q}" f"{TO_LOG}"
 
 
 rule cnn_gi:
@@ -57,9 +57,9 @@ rule cnn_gi:
     conda:
         ENV
     shell:
-        "python -m gisweep batched-gi --model {input.model} --data {input.data} --inputs {input.lines}"
-        " --device {params.device} --dtype {params.dtype} {params.memory}"
-        " --threads {threads} --out {output.gi} > {log} 2>&1"
+        "python -m gisweep batched-gi --model {input.model:q} --data {input.data:q} --inputs {input.lines:q}"
+        " --device {params.device:q} --dtype {params.dtype:q} {params.memory:q}"
+        " --threads {threads:q} --out {output.gi:q}" f"{TO_LOG}"
 
 
 rule plot_gi_mlp_vs_cnn:
@@ -76,7 +76,7 @@ rule plot_gi_mlp_vs_cnn:
             subcategory="MLP vs CNN",
         ),
     params:
-        modes=" ".join(config["models"]["labels"]),
+        modes=config["models"]["labels"],
         mlp_name=f"MLP {CNN['mlp_arch']}",
         cnn_name=f"CNN (conv {CNN['width']}, max-pool, {CNN['hidden']})",
         # a function: evaluated only when the figure is built (the dataset may not be configured otherwise)
@@ -89,6 +89,6 @@ rule plot_gi_mlp_vs_cnn:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-gi-mlp-vs-cnn --mlp {input.mlp} --cnn {input.cnn} --modes {params.modes}"
+        "python -m gisweep plot-gi-mlp-vs-cnn --mlp {input.mlp:q} --cnn {input.cnn:q} --modes {params.modes:q}"
         " --mlp-name {params.mlp_name:q} --cnn-name {params.cnn_name:q} --title {params.title:q}"
-        " --out {output.figure} > {log} 2>&1"
+        " --out {output.figure:q}" f"{TO_LOG}"

@@ -10,6 +10,11 @@ SRC = Path(workflow.basedir) / "src"
 # and on a cluster each job re-reads this file.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in [str(SRC), os.environ.get("PYTHONPATH")] if p))
 ENV = "../../envs/gisweep.yaml"
+# Ends each shell command, as f"{TO_LOG}" (`snakemake --lint` takes a string plus a name for a path).
+# The job's stdout and stderr go to its log file; when the command fails, the end of the log is also
+# printed on the console, so the error is on screen without --show-failed-logs (which the default
+# profile sets, to print the whole log).
+TO_LOG = " > {log:q} 2>&1 || (status=$?; tail -n 20 {log:q} >&2; exit $status)"
 
 
 sys.path.insert(0, str(SRC))
@@ -71,13 +76,15 @@ check_source_dirs()
 
 
 def data_args(wildcards):
-    """prepare-data options that depend on the dataset: its source directory, or the two-moons settings."""
+    """prepare-data options that depend on the dataset: its source directory, or the two-moons settings.
+    Like every helper that builds options, a list of arguments: passed as `{params.x:q}`, each is quoted,
+    so a directory name with spaces, quotes or `$(...)` stays one argument."""
     spec = config["datasets"][wildcards.dataset]
     if wildcards.dataset in ("cifar10", "mnist_idx"):
-        return f"--source-dir '{Path(spec['dir']).expanduser()}'"
+        return ["--source-dir", str(Path(spec["dir"]).expanduser())]
     if wildcards.dataset == "moons":
-        return f"--moons-noise {spec['noise']} --moons-train {spec['n_train']} --moons-test {spec['n_test']}"
-    return ""
+        return ["--moons-noise", spec["noise"], "--moons-train", spec["n_train"], "--moons-test", spec["n_test"]]
+    return []
 
 
 def train_settings(dataset):
@@ -86,9 +93,9 @@ def train_settings(dataset):
 
 
 def train_options(dataset, **overrides):
-    """The settings as `gisweep train` options, e.g. '--optimizer sgd --lr 0.01 ...'."""
+    """The settings as `gisweep train` arguments, e.g. ['--optimizer', 'sgd', '--lr', 0.01, ...]."""
     settings = {**train_settings(dataset), **overrides}
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in sorted(settings.items()))
+    return [arg for key, value in sorted(settings.items()) for arg in (f"--{key.replace('_', '-')}", value)]
 
 
 def line_classes(dataset, family):
@@ -319,8 +326,8 @@ def summary_targets():
 
 
 def memory_option(memory_mb):
-    """`--memory-mb N`, or nothing when the config leaves the budget to the device (null)."""
-    return "" if memory_mb is None else f"--memory-mb {memory_mb}"
+    """['--memory-mb', N], or no argument when the config leaves the budget to the device (null)."""
+    return [] if memory_mb is None else ["--memory-mb", memory_mb]
 
 
 def gpus():
@@ -451,3 +458,55 @@ def cnn_gi_file(dataset, dim, labels, seed, family="pairs"):
 def cnn_figure():
     """The MLP-vs-CNN pair-GI figure (figures.format)."""
     return figure_file("gi_pairs_mlp_vs_cnn")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the hull claims table (workflow/rules/hull_claims.smk): further hull splits under hull/s{seed}/,
+# the split hull.seed being the hull stage's own. HULL_CLAIMS_DIM is set there. (Block owned by that stage.)
+
+HULL_CLAIMS = {"markdown": "results/tables/hull_claims.md", "csv": "results/tables/hull_claims.csv"}
+
+
+def hull_split_path(dataset, dim, seed, name):
+    """A file of the hull split `seed` under hull/s{seed}/."""
+    return f"{hull_dir(dataset, dim)}/s{seed}/{name}"
+
+
+def hull_split_data(dataset, dim, seed):
+    """The data table of one hull split: the hull stage's own for hull.seed."""
+    if str(seed) == str(HULL["seed"]):
+        return hull_data_file(dataset, dim)
+    return hull_split_path(dataset, dim, seed, "data.parquet")
+
+
+def hull_split_file(dataset, dim, space, seed):
+    """One space's hull table on one split: the hull stage's own for hull.seed."""
+    if str(seed) == str(HULL["seed"]):
+        return hull_file(dataset, dim, space)
+    return hull_split_path(dataset, dim, seed, f"{space}.parquet")
+
+
+def hull_claims_nearest(dataset, dim, seed):
+    return hull_split_path(dataset, dim, seed, "claims_nearest_pixels.parquet")
+
+
+def hull_claims_tables():
+    """[(split seed, hull table)] behind the claims: split spaces on every split, learned ones on hull.seed."""
+    if HULL_CLAIMS_DIM is None:
+        return []
+    at = [space for dim, space in HULL_JOBS if dim == HULL_CLAIMS_DIM]
+    split = [s for s in at if s == "pixels" or s.startswith("wavelet_")]
+    learned = [s for s in at if s.startswith(("hidden_", "resnet_"))]
+    if any(s.startswith("resnet_") for s in learned):
+        learned += [f"resnet_{layer}_s{seed}" for seed in HULL["resnet_seeds"] if seed != HULL["resnet_seed"]
+                    for layer in ("prepool", "pool")]
+    return [(seed, hull_split_file(HULL_DATASET, HULL_CLAIMS_DIM, s, seed)) for seed in HULL["seeds"] for s in split] + [
+        (HULL["seed"], hull_file(HULL_DATASET, HULL_CLAIMS_DIM, s)) for s in learned
+    ]
+
+
+def hull_claims_nearest_tables():
+    """[(split seed, nearest-point table)] of the ink-share row (pixels at HULL_CLAIMS_DIM)."""
+    if (HULL_CLAIMS_DIM, "pixels") not in HULL_JOBS:
+        return []
+    return [(seed, hull_claims_nearest(HULL_DATASET, HULL_CLAIMS_DIM, seed)) for seed in HULL["seeds"]]

@@ -13,5 +13,5 @@ rule prepare_data:
     conda:
         ENV
     shell:
-        "python -m gisweep prepare-data --dataset {wildcards.dataset} --dim {wildcards.dim}"
-        " --seed {params.seed} --train-per-class {params.per_class} {params.extra} --out {output.data} > {log} 2>&1"
+        "python -m gisweep prepare-data --dataset {wildcards.dataset:q} --dim {wildcards.dim:q}"
+        " --seed {params.seed:q} --train-per-class {params.per_class:q} {params.extra:q} --out {output.data:q}" f"{TO_LOG}"

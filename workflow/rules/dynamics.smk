@@ -20,8 +20,8 @@ rule gi_during_training:
     output:
         table=dynamics_file("{dataset}", "{dim}", "{arch}", "{seed}"),
     params:
-        epochs=" ".join(str(e) for e in DYNAMICS["checkpoint_epochs"]),
-        classes=" ".join(str(c) for c in DYNAMICS["classes"]),
+        epochs=DYNAMICS["checkpoint_epochs"],
+        classes=DYNAMICS["classes"],
         t_min=DYNAMICS["t_min"],
         t_max=DYNAMICS["t_max"],
         device=config["device"],
@@ -36,11 +36,11 @@ rule gi_during_training:
     conda:
         ENV
     shell:
-        "python -m gisweep gi-during-training --data {input.data} --arch {wildcards.arch} --seed {wildcards.seed}"
-        " --checkpoint-epochs {params.epochs} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
-        " {params.train} --device {params.device}"
-        " --dtype {params.dtype} {params.memory} --threads {threads}"
-        " --reference-model {input.reference} --out {output.table} > {log} 2>&1"
+        "python -m gisweep gi-during-training --data {input.data:q} --arch {wildcards.arch:q} --seed {wildcards.seed:q}"
+        " --checkpoint-epochs {params.epochs:q} --classes {params.classes:q} --t-min {params.t_min:q} --t-max {params.t_max:q}"
+        " {params.train:q} --device {params.device:q}"
+        " --dtype {params.dtype:q} {params.memory:q} --threads {threads:q}"
+        " --reference-model {input.reference:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule gi_vs_accuracy:
@@ -54,7 +54,7 @@ rule gi_vs_accuracy:
     conda:
         ENV
     shell:
-        "python -m gisweep gi-vs-accuracy --dynamics {input.dynamics} --out {output.correlations} > {log} 2>&1"
+        "python -m gisweep gi-vs-accuracy --dynamics {input.dynamics:q} --out {output.correlations:q}" f"{TO_LOG}"
 
 
 rule plot_gi_vs_accuracy:
@@ -79,5 +79,5 @@ rule plot_gi_vs_accuracy:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-gi-vs-accuracy --dynamics {input.dynamics} --correlations {input.correlations}"
-        " --title {params.title:q} --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-gi-vs-accuracy --dynamics {input.dynamics:q} --correlations {input.correlations:q}"
+        " --title {params.title:q} --out {output.figure:q}" f"{TO_LOG}"

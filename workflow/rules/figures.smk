@@ -3,8 +3,8 @@
 # Each panel draws every seed of figure_seeds() faintly and their pooled density strongly.
 FIGURE_CODE = code("plot-gi-density")
 DENSITY_SHELL = (
-    "python -m gisweep plot-gi-density --inputs {input.gi} --panels {params.panels:q} --modes {params.modes}"
-    " --seeds {params.seeds} --title {params.title:q} --out {output.figure} > {log} 2>&1"
+    "python -m gisweep plot-gi-density --inputs {input.gi:q} --panels {params.panels:q} --modes {params.modes:q}"
+    " --seeds {params.seeds:q} --title {params.title:q} --out {output.figure:q}" f"{TO_LOG}"
 )
 
 

@@ -19,7 +19,7 @@ rule label_fraction_run:
         model=model_file("{dataset}", "{dim}", "{arch}", fraction_mode("{pct}"), "{seed}"),
         run=fraction_run_file("{dataset}", "{dim}", "{arch}", "{pct}", "{seed}"),
     params:
-        classes=" ".join(str(c) for c in FRACTIONS["classes"]),
+        classes=FRACTIONS["classes"],
         t_min=FRACTIONS["t_min"],
         t_max=FRACTIONS["t_max"],
         train=lambda wc: train_options(wc.dataset, max_epochs=FRACTIONS["max_epochs"]),
@@ -34,11 +34,11 @@ rule label_fraction_run:
     conda:
         ENV
     shell:
-        "python -m gisweep label-fraction-run --data {input.data} --percent {wildcards.pct} --arch {wildcards.arch}"
-        " --seed {wildcards.seed} --classes {params.classes} --t-min {params.t_min} --t-max {params.t_max}"
-        " {params.train} --device {params.device}"
-        " --dtype {params.dtype} {params.memory} --threads {threads}"
-        " --out-model {output.model} --out {output.run} > {log} 2>&1"
+        "python -m gisweep label-fraction-run --data {input.data:q} --percent {wildcards.pct:q} --arch {wildcards.arch:q}"
+        " --seed {wildcards.seed:q} --classes {params.classes:q} --t-min {params.t_min:q} --t-max {params.t_max:q}"
+        " {params.train:q} --device {params.device:q}"
+        " --dtype {params.dtype:q} {params.memory:q} --threads {threads:q}"
+        " --out-model {output.model:q} --out {output.run:q}" f"{TO_LOG}"
 
 
 rule label_fractions_table:
@@ -57,8 +57,8 @@ rule label_fractions_table:
     conda:
         ENV
     shell:
-        "python -m gisweep label-fractions-table --inputs {input.runs} --out-table {output.table}"
-        " --out-csv {output.csv} > {log} 2>&1"
+        "python -m gisweep label-fractions-table --inputs {input.runs:q} --out-table {output.table:q}"
+        " --out-csv {output.csv:q}" f"{TO_LOG}"
 
 
 rule plot_label_fractions:
@@ -80,5 +80,5 @@ rule plot_label_fractions:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-label-fractions --table {input.table} --title {params.title:q}"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-label-fractions --table {input.table:q} --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"

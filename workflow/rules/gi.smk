@@ -1,9 +1,9 @@
 # One job per model sweeps the lines of every family the model is measured on (the model and data are
 # read once): models.architectures on lines.families, compared-only architectures on compare_families.
 GI_SHELL = (
-    "python -m gisweep batched-gi --model {input.model} --data {input.data} --inputs {input.lines}"
-    " --device {params.device} --dtype {params.dtype} {params.memory}"
-    " --threads {threads} --out {output} > {log} 2>&1"
+    "python -m gisweep batched-gi --model {input.model:q} --data {input.data:q} --inputs {input.lines:q}"
+    " --device {params.device:q} --dtype {params.dtype:q} {params.memory:q}"
+    " --threads {threads:q} --out {output:q}" f"{TO_LOG}"
 )
 
 
@@ -70,8 +70,8 @@ rule gi_summary:
     conda:
         ENV
     shell:
-        "python -m gisweep gi-summary --inputs {input.gi} --histories {input.history} --out-table {output.table}"
-        " --out-markdown {output.markdown} --out-csv {output.csv} > {log} 2>&1"
+        "python -m gisweep gi-summary --inputs {input.gi:q} --histories {input.history:q} --out-table {output.table:q}"
+        " --out-markdown {output.markdown:q} --out-csv {output.csv:q}" f"{TO_LOG}"
 
 
 rule gi_claims:
@@ -92,6 +92,6 @@ rule gi_claims:
     conda:
         ENV
     shell:
-        "python -m gisweep gi-claims --summary {input.summary} --dynamics {input.dynamics} --arch {params.arch}"
-        " --compare-dataset {params.compare_dataset} --compare-dim {params.compare_dim}"
-        " --out-markdown {output.markdown} --out-csv {output.csv} > {log} 2>&1"
+        "python -m gisweep gi-claims --summary {input.summary:q} --dynamics {input.dynamics:q} --arch {params.arch:q}"
+        " --compare-dataset {params.compare_dataset:q} --compare-dim {params.compare_dim:q}"
+        " --out-markdown {output.markdown:q} --out-csv {output.csv:q}" f"{TO_LOG}"

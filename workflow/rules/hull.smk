@@ -16,14 +16,14 @@ from collections import defaultdict
 
 HULL = config["hull"]
 HULL_DATASET = HULL["dataset"]
-HULL_ARGS = (
-    f"--tol {HULL['tol']} --max-iter {HULL['max_iter']} --n-random {HULL['n_random']}"
-    f" --random-seed {HULL['random_seed']} --max-test {HULL['max_test']} --support-k {HULL['support_k']}"
-    f" --wavelet-mode {HULL['wavelet_mode']} --wavelet-level {HULL['wavelet_level']}"
-    f" --subset-levels {HULL['subset_levels']} --device {HULL['device'] or config['device']}"
-    f" --dtype {HULL['dtype']}"
-    + (f" --memory-mb {HULL['memory_mb']}" if HULL["memory_mb"] is not None else "")
-)
+# options shared by the hull-distance jobs, as a list of arguments (`{params.args:q}` quotes each)
+HULL_ARGS = [
+    "--tol", HULL["tol"], "--max-iter", HULL["max_iter"], "--n-random", HULL["n_random"],
+    "--random-seed", HULL["random_seed"], "--max-test", HULL["max_test"], "--support-k", HULL["support_k"],
+    "--wavelet-mode", HULL["wavelet_mode"], "--wavelet-level", HULL["wavelet_level"],
+    "--subset-levels", HULL["subset_levels"], "--device", HULL["device"] or config["device"],
+    "--dtype", HULL["dtype"], *memory_option(HULL["memory_mb"]),
+]
 HULL_SPACES = (
     (["pixels"] if "pixels" in HULL["spaces"] else [])
     + ([f"wavelet_{w}" for w in HULL["wavelets"]] if "wavelet" in HULL["spaces"] else [])
@@ -77,7 +77,7 @@ rule hull_data:
     output:
         table=hull_data_file("{dataset}", "{dim}"),
     params:
-        source=lambda wc: data_args(wc) if wc.dataset != "moons" else "",
+        source=lambda wc: data_args(wc) if wc.dataset != "moons" else [],
         seed=HULL["seed"],
         per_class=HULL["train_per_class"],
     log:
@@ -85,8 +85,8 @@ rule hull_data:
     conda:
         ENV
     shell:
-        "python -m gisweep prepare-hull-data --dataset {wildcards.dataset} --dim {wildcards.dim} --seed {params.seed}"
-        " --train-per-class {params.per_class} {params.source} --out {output.table} > {log} 2>&1"
+        "python -m gisweep prepare-hull-data --dataset {wildcards.dataset:q} --dim {wildcards.dim:q} --seed {params.seed:q}"
+        " --train-per-class {params.per_class:q} {params.source:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule hull_distance:
@@ -107,8 +107,8 @@ rule hull_distance:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-distance --data {input.data} --space {wildcards.space} {params.args}"
-        " --threads {threads} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-distance --data {input.data:q} --space {wildcards.space:q} {params.args:q}"
+        " --threads {threads:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule hull_distance_hidden:
@@ -130,9 +130,9 @@ rule hull_distance_hidden:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-distance --data {input.data} --model {input.model}"
-        " --space hidden_{wildcards.arch}_{wildcards.labels}_s{wildcards.seed}_l{wildcards.layer}"
-        " {params.args} --threads {threads} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-distance --data {input.data:q} --model {input.model:q}"
+        " --space hidden_{wildcards.arch:q}_{wildcards.labels:q}_s{wildcards.seed:q}_l{wildcards.layer:q}"
+        " {params.args:q} --threads {threads:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule train_resnet:
@@ -152,9 +152,9 @@ rule train_resnet:
     conda:
         ENV
     shell:
-        "python -m gisweep train-resnet --data {input.data} --seed {wildcards.seed} --epochs {params.epochs}"
-        " --lr {params.lr} --batch-size {params.batch_size} --width {params.width} --threads {threads}"
-        " --out {output.model} > {log} 2>&1"
+        "python -m gisweep train-resnet --data {input.data:q} --seed {wildcards.seed:q} --epochs {params.epochs:q}"
+        " --lr {params.lr:q} --batch-size {params.batch_size:q} --width {params.width:q} --threads {threads:q}"
+        " --out {output.model:q}" f"{TO_LOG}"
 
 
 rule hull_distance_resnet:
@@ -176,9 +176,9 @@ rule hull_distance_resnet:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-distance --data {input.data} --model {input.model}"
-        " --space resnet_{wildcards.layer}_s{wildcards.seed} {params.args} --threads {threads}"
-        " --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-distance --data {input.data:q} --model {input.model:q}"
+        " --space resnet_{wildcards.layer:q}_s{wildcards.seed:q} {params.args:q} --threads {threads:q}"
+        " --out {output.table:q}" f"{TO_LOG}"
 
 
 rule hull_summary:
@@ -192,7 +192,7 @@ rule hull_summary:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-summary --inputs {input.tables} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-summary --inputs {input.tables:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule hull_nearest:
@@ -212,8 +212,8 @@ rule hull_nearest:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-nearest --data {input.data} --hull {input.table} --examples {params.examples}"
-        " --support {params.support} --tol {params.tol} --threads {threads} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-nearest --data {input.data:q} --hull {input.table:q} --examples {params.examples:q}"
+        " --support {params.support:q} --tol {params.tol:q} --threads {threads:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule plot_hull_distances:
@@ -228,15 +228,16 @@ rule plot_hull_distances:
             subcategory="Distance distributions",
         ),
     params:
-        names=lambda wc: " ".join(HULL_DIM_SPACES[wc.dim]),
+        names=lambda wc: HULL_DIM_SPACES[wc.dim],
+        title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test distances to the training hull",
     log:
         "logs/hull/plot_distances_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-distributions --inputs {input.tables} --names {params.names}"
-        " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test distances to the training hull'"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-hull-distributions --inputs {input.tables:q} --names {params.names:q}"
+        " --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_hull_test_vs_random:
@@ -251,15 +252,16 @@ rule plot_hull_test_vs_random:
             subcategory="Test vs random points",
         ),
     params:
-        names=lambda wc: " ".join(HULL_DIM_SPACES[wc.dim]),
+        names=lambda wc: HULL_DIM_SPACES[wc.dim],
+        title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test vs uniform random points",
     log:
         "logs/hull/plot_test_vs_random_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-test-vs-random --inputs {input.tables} --names {params.names}"
-        " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test vs uniform random points'"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-hull-test-vs-random --inputs {input.tables:q} --names {params.names:q}"
+        " --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_hull_nearest:
@@ -273,14 +275,16 @@ rule plot_hull_nearest:
             category="Convex hull",
             subcategory="Nearest points on the hull",
         ),
+    params:
+        title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test images and their nearest hull points",
     log:
         "logs/hull/plot_nearest_{dataset}_d{dim}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-nearest --nearest {input.nearest}"
-        " --title '{wildcards.dataset} {wildcards.dim}×{wildcards.dim}: test images and their nearest hull points'"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-hull-nearest --nearest {input.nearest:q}"
+        " --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_hull_pixels_by_dim:
@@ -295,15 +299,16 @@ rule plot_hull_pixels_by_dim:
             subcategory="Distance distributions",
         ),
     params:
-        names=" ".join(f"{d}x{d}" for d in HULL_PIXEL_DIMS),
+        names=[f"{d}x{d}" for d in HULL_PIXEL_DIMS],
+        title=lambda wc: f"{wc.dataset}: pixel-space test distances to the training hull by image side",
     log:
         "logs/hull/plot_pixels_by_dim_{dataset}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-distributions --inputs {input.tables} --names {params.names}"
-        " --title '{wildcards.dataset}: pixel-space test distances to the training hull by image side'"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-hull-distributions --inputs {input.tables:q} --names {params.names:q}"
+        " --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule hull_train_size:
@@ -313,14 +318,14 @@ rule hull_train_size:
     output:
         table=HULL_TRAIN_SIZE_TABLE,
     params:
-        sizes=" ".join(str(n) for n in HULL["train_sizes"]),
-        seeds=" ".join(str(s) for s in HULL["train_size_seeds"]),
-        args=(
-            f"--dataset {HULL_DATASET} --dim {HULL['train_size_dim']} --extrapolate-to {HULL['extrapolate_to']}"
-            f" --tol {HULL['tol']} --max-iter {HULL['max_iter']} --max-test {HULL['max_test']}"
-            f" --random-seed {HULL['random_seed']} --device {HULL['device'] or config['device']} --dtype {HULL['dtype']}"
-            + (f" --memory-mb {HULL['memory_mb']}" if HULL["memory_mb"] is not None else "")
-        ),
+        sizes=HULL["train_sizes"],
+        seeds=HULL["train_size_seeds"],
+        args=[
+            "--dataset", HULL_DATASET, "--dim", HULL["train_size_dim"], "--extrapolate-to", HULL["extrapolate_to"],
+            "--tol", HULL["tol"], "--max-iter", HULL["max_iter"], "--max-test", HULL["max_test"],
+            "--random-seed", HULL["random_seed"], "--device", HULL["device"] or config["device"], "--dtype", HULL["dtype"],
+            *memory_option(HULL["memory_mb"]),
+        ],
     threads: 1
     resources:
         gpu=gpus(),
@@ -329,8 +334,8 @@ rule hull_train_size:
     conda:
         ENV
     shell:
-        "python -m gisweep hull-train-size --data {input.data} --sizes {params.sizes} --seeds {params.seeds}"
-        " {params.args} --threads {threads} --out {output.table} > {log} 2>&1"
+        "python -m gisweep hull-train-size --data {input.data:q} --sizes {params.sizes:q} --seeds {params.seeds:q}"
+        " {params.args:q} --threads {threads:q} --out {output.table:q}" f"{TO_LOG}"
 
 
 rule plot_hull_train_size:
@@ -345,12 +350,12 @@ rule plot_hull_train_size:
             subcategory="Training-set size",
         ),
     params:
-        side=HULL["train_size_dim"],
+        title=lambda wc: f"{wc.dataset} {HULL['train_size_dim']}×{HULL['train_size_dim']} pixels: test points against N training points",
     log:
         "logs/hull/plot_train_size_{dataset}.log",
     conda:
         ENV
     shell:
-        "python -m gisweep plot-hull-train-size --table {input.table}"
-        " --title '{wildcards.dataset} {params.side}×{params.side} pixels: test points against N training points'"
-        " --out {output.figure} > {log} 2>&1"
+        "python -m gisweep plot-hull-train-size --table {input.table:q}"
+        " --title {params.title:q}"
+        " --out {output.figure:q}" f"{TO_LOG}"

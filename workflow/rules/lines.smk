@@ -15,5 +15,5 @@ rule sample_lines:
     conda:
         ENV
     shell:
-        "python -m gisweep sample-lines --data {input.data} --labels {wildcards.labels} --seed {wildcards.seed}"
-        " --family {params.families} --settings {params.settings:q} --out {output} > {log} 2>&1"
+        "python -m gisweep sample-lines --data {input.data:q} --labels {wildcards.labels:q} --seed {wildcards.seed:q}"
+        " --family {params.families:q} --settings {params.settings:q} --out {output:q}" f"{TO_LOG}"

@@ -41,7 +41,7 @@ rule polynomial_sweep:
     shell:
         "python -m gisweep polynomial-sweep --config-json {params.cfg:q}"
         " --out-metrics {output.metrics:q} --out-curves {output.curves:q} --out-table {output.table:q}"
-        " --out-verdict {output.verdict:q} --out-verdict-csv {output.verdict_csv:q} > {log:q} 2>&1"
+        " --out-verdict {output.verdict:q} --out-verdict-csv {output.verdict_csv:q}" f"{TO_LOG}"
 
 
 rule network_sweep:
@@ -58,7 +58,7 @@ rule network_sweep:
         ENV
     shell:
         "python -m gisweep network-sweep --config-json {params.cfg:q}"
-        " --out-metrics {output.metrics:q} --out-regions {output.regions:q} > {log:q} 2>&1"
+        " --out-metrics {output.metrics:q} --out-regions {output.regions:q}" f"{TO_LOG}"
 
 
 rule plot_polynomial_boundaries:
@@ -79,7 +79,7 @@ rule plot_polynomial_boundaries:
         ENV
     shell:
         "python -m gisweep plot-polynomial-boundaries --metrics {input.metrics:q} --curves {input.curves:q}"
-        " --out {output.figure:q} > {log:q} 2>&1"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_polynomial_disagreement:
@@ -98,7 +98,7 @@ rule plot_polynomial_disagreement:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
+        "python -m gisweep plot-polynomial-disagreement --metrics {input.metrics:q} --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_network_regions:
@@ -119,7 +119,7 @@ rule plot_network_regions:
         ENV
     shell:
         "python -m gisweep plot-network-regions --metrics {input.metrics:q} --regions {input.regions:q}"
-        " --out {output.figure:q} > {log:q} 2>&1"
+        " --out {output.figure:q}" f"{TO_LOG}"
 
 
 rule plot_network_disagreement:
@@ -138,4 +138,4 @@ rule plot_network_disagreement:
     conda:
         ENV
     shell:
-        "python -m gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.figure:q} > {log:q} 2>&1"
+        "python -m gisweep plot-network-disagreement --metrics {input.metrics:q} --out {output.figure:q}" f"{TO_LOG}"

@@ -2,9 +2,9 @@
 # With several models.seeds, train_batch trains all of them of one cell in one job (below); these rules
 # then train only a seed outside models.seeds.
 TRAIN_SHELL = (
-    "python -m gisweep train --data {input.data} --arch {wildcards.arch} --labels {params.labels}"
-    " --seed {wildcards.seed} {params.train} --device {params.device} --threads {threads}"
-    " --out-model {output.model} --out-history {output.history} > {log} 2>&1"
+    "python -m gisweep train --data {input.data:q} --arch {wildcards.arch:q} --labels {params.labels:q}"
+    " --seed {wildcards.seed:q} {params.train:q} --device {params.device:q} --threads {threads:q}"
+    " --out-model {output.model:q} --out-history {output.history:q}" f"{TO_LOG}"
 )
 
 
@@ -70,7 +70,7 @@ if len(SEEDS) > 1:
             models=[model_file("{dataset}", "{dim}", "{arch}", "{labels}", seed) for seed in SEEDS],
             histories=[history_file("{dataset}", "{dim}", "{arch}", "{labels}", seed) for seed in SEEDS],
         params:
-            seeds=" ".join(str(seed) for seed in SEEDS),
+            seeds=SEEDS,
             device=config["device"],
             train=lambda wc: train_options(wc.dataset),
         threads: 1
@@ -81,6 +81,6 @@ if len(SEEDS) > 1:
         conda:
             ENV
         shell:
-            "python -m gisweep train-batch --data {input.data} --arch {wildcards.arch} --labels {wildcards.labels}"
-            " --seeds {params.seeds} {params.train} --device {params.device} --threads {threads}"
-            " --out-models {output.models} --out-histories {output.histories} > {log} 2>&1"
+            "python -m gisweep train-batch --data {input.data:q} --arch {wildcards.arch:q} --labels {wildcards.labels:q}"
+            " --seeds {params.seeds:q} {params.train:q} --device {params.device:q} --threads {threads:q}"
+            " --out-models {output.models:q} --out-histories {output.histories:q}" f"{TO_LOG}"

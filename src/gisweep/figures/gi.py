@@ -10,6 +10,7 @@ from gisweep import GisweepError
 from gisweep.figures.common import LABEL_COLORS, plt, save_figure
 from gisweep.gi_stats import spans_full_range
 from gisweep.io import read_parquet
+from gisweep.schema import schema_number
 
 
 def _series(entry) -> tuple[str, str, int, str]:
@@ -118,7 +119,7 @@ def register_cli(sub) -> None:
     p.add_argument("--inputs", nargs="+", required=True, metavar="GI_PARQUET", help="gi_{family}.parquet files")
     p.add_argument("--panels", nargs="+", required=True, help="the panel of each input file, in order")
     p.add_argument("--modes", nargs="+", required=True, help="the label mode (real, random) of each input file")
-    p.add_argument("--seeds", nargs="+", type=int, default=None,
+    p.add_argument("--seeds", nargs="+", type=schema_number("models.seeds[]"), default=None,
                    help="the model seed of each input file (default: 0 for every file); several seeds of one "
                         "panel and label mode are drawn faintly, their pooled density strongly")
     p.add_argument("--title", default="")

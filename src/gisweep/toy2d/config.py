@@ -1,6 +1,6 @@
-"""Settings of the toy 2-D sweeps: the workflow schema (section `overparam`) is their only source.
+"""Settings of the toy 2-D sweeps: the config schema (section `overparam`) is their only source.
 
-Snakemake validates the config against workflow/schemas/config.schema.yaml and fills its defaults
+Snakemake validates the config against the package's config.schema.yaml and fills its defaults
 before a rule passes `config["overparam"][part]` to the CLI as JSON. Run by hand, the command fills
 the same defaults from the same file here, checks the bounds the schema states, and then what a
 schema cannot state (finite numbers, train_x1 low < high, distinct regime names). Errors name the key, e.g.
@@ -12,23 +12,11 @@ import copy
 import json
 import math
 from functools import lru_cache
-from pathlib import Path
 
 from gisweep import GisweepError
+from gisweep.schema import load_schema
 
-SCHEMA_FILE = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 PARTS = ("polynomial", "network")
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict:
-    import yaml
-
-    if not SCHEMA_FILE.is_file():
-        raise GisweepError(f"config schema {SCHEMA_FILE} not found: the toy 2-D sweeps take their "
-                           "defaults from it (run from a checkout of the project)")
-    with open(SCHEMA_FILE) as f:
-        return yaml.safe_load(f)
 
 
 def part_schema(part: str) -> dict:

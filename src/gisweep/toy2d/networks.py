@@ -1,6 +1,6 @@
 """ReLU MLPs 2 -> width x hidden_layers -> 1 (logit) and their training regimes, batched over regimes.
 
-A regime is an optimizer, learning rate, initial scale, weight decay and seed (workflow schema,
+A regime is an optimizer, learning rate, initial scale, weight decay and seed (config schema,
 overparam.network.regimes). All regimes of one width train at once, full batch with binary
 cross-entropy: their parameters are stacked along a leading regime axis R, and the AdamW / SGD
 updates are applied per row, so each regime follows exactly the steps it would take alone
