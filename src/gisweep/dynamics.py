@@ -164,7 +164,7 @@ def register_cli(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--labels", default="real", choices=["real", "random"])
-    p.add_argument("--seed", type=schema_number("dynamics.seed"), required=True)
+    p.add_argument("--seed", type=schema_number("dynamics.seeds[]"), required=True)
     p.add_argument("--checkpoint-epochs", type=schema_number("dynamics.checkpoint_epochs[]"), nargs="+", required=True)
     add_pair_gi_args(p)
     add_training_args(p)
