@@ -239,3 +239,25 @@ def test_workflow_trains_a_cell_in_one_job_and_a_single_seed_stays_a_target(tmp_
                      r"results/mnist/d7/1x16/real/s1/model.pt --out-histories", res.stdout), res.stdout[-4000:]
     one = snakemake(project, "--dry-run", targets[0])
     assert one.returncode == 0 and "train_batch" not in one.stdout and "train_real" in one.stdout, one.stdout[-4000:]
+
+
+def test_default_two_moons_training_memorises_random_labels(tmp_path):
+    """config.yaml's two-moons training (full-batch Adam) takes every seed of a small random-label
+    two-moons set to 100 % training accuracy, well inside its epoch cap."""
+    import yaml
+
+    from conftest import REPO
+    from gisweep.data import prepare_data
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    settings = {**config["train"], **config["datasets"]["moons"]["train"]}
+    assert settings["batch_size"] >= config["datasets"]["moons"]["n_train"]  # full batches
+    data = tmp_path / "moons.parquet"
+    prepare_data("moons", 2, data, moons=dict(n_train=60, n_test=20, noise=0.1, seed=0))
+    seeds = [0, 1, 2]
+    models = [tmp_path / f"s{s}.pt" for s in seeds]
+    train_batch(data, models, [tmp_path / f"s{s}.parquet" for s in seeds], arch="3x128", labels="random", seeds=seeds,
+                device="cpu", threads=1, **settings)
+    for model in models:
+        meta = load_record(model)["meta"]
+        assert meta["converged"] and meta["epochs"] < settings["max_epochs"] // 2, meta

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from gisweep import GisweepError
-from gisweep.claims import (FAILS, HOLDS, LOOSE, UNMEASURED, Claim, claims_table, gi_claims, verdict,
-                            write_claims)
+from gisweep.claims import (FAILS, HOLDS, LOOSE, TRACKS_R, UNMEASURED, Claim, checkpoints_from, claims_table,
+                            gi_claims, verdict, write_claims)
 from gisweep.io import write_parquet
 
 
@@ -140,6 +140,34 @@ def test_gi_tracks_validation_accuracy(table, tmp_path):
         gi_claims(table, [a, a])
     with pytest.raises(GisweepError, match="2 checkpoints"):
         gi_claims(table, [dynamics(run / "s5" / "x.parquet", [1, 2], [1, 2])])
+
+
+def test_gi_tracks_from_half_validation_accuracy(table, tmp_path):
+    """The second row drops each seed's checkpoints before its first at validation accuracy >= 0.5: early
+    checkpoints with long GIs at low accuracy turn r from negative over the whole run to positive."""
+    run = tmp_path / "results" / "mnist" / "d28" / "3x128" / "real"
+    g0, v0 = [2.9, 2.8, 1.0, 1.5, 2.0, 2.2, 2.4], [0.1, 0.2, 0.55, 0.7, 0.8, 0.85, 0.9]
+    g1, v1 = [2.95, 2.7, 1.2, 1.4, 1.9, 2.3, 2.5], [0.1, 0.3, 0.6, 0.45, 0.82, 0.88, 0.91]  # a dip below 0.5 stays in
+    paths = [dynamics(run / "s0" / "gi_during_training.parquet", g0, v0),
+             dynamics(run / "s1" / "gi_during_training.parquet", g1, v1)]
+    rows = by_id(gi_claims(table, paths))
+    whole, cut = rows.loc["gi_tracks_val_acc"], rows.loc["gi_tracks_val_acc_from_val50"]
+    assert whole.s0 == pytest.approx(np.corrcoef(g0, v0)[0, 1]) and whole.s0 < 0
+    assert whole.verdict == FAILS
+    assert cut.s0 == pytest.approx(np.corrcoef(g0[2:], v0[2:])[0, 1])
+    assert cut.s1 == pytest.approx(np.corrcoef(g1[2:], v1[2:])[0, 1])
+    assert cut.pooled == pytest.approx(np.corrcoef(g0[2:] + g1[2:], v0[2:] + v1[2:])[0, 1])
+    assert cut.s0 > TRACKS_R and cut.s1 > TRACKS_R and cut.verdict == HOLDS
+    assert "seed 0 from epoch 2 (5 checkpoints); seed 1 from epoch 2 (5 checkpoints)" in cut.reason
+    assert ">= 0.5" in cut.statistic and "d_pooled > 0" in cut.rule
+    # a seed that reaches 0.5 only at its last two checkpoints leaves too few: not measured, naming the seed
+    late = dynamics(run / "s2" / "gi_during_training.parquet", [3.0, 2.0, 1.0, 1.5], [0.1, 0.3, 0.5, 0.6])
+    short = by_id(gi_claims(table, [*paths, late])).loc["gi_tracks_val_acc_from_val50"]
+    assert short.verdict == UNMEASURED and "seed 2: 2" in short.reason
+    # unsorted epochs are sorted before the cut
+    df = pd.DataFrame({"epoch": [5, 0, 1, 3], "mean_gi": [1, 2, 3, 4], "val_acc": [0.9, 0.1, 0.6, 0.4]})
+    assert checkpoints_from(df, 0.5).epoch.tolist() == [1, 3, 5]
+    assert checkpoints_from(df, 0.95).empty
 
 
 def test_write_and_cli(table, tmp_path, capsys):

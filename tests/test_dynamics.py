@@ -18,6 +18,7 @@ from gisweep.lines import materialize, same_class_pairs
 from gisweep.models import build_mlp, load_model, load_record
 from gisweep.runtime import seed_everything
 from gisweep.train import train
+from conftest import TINY_CONFIG, copy_project, snakemake
 
 SETTINGS = dict(arch="1x16", seed=0, lr=0.01, momentum=0.9, batch_size=16, max_epochs=12, init_scale=0.05)
 
@@ -164,6 +165,39 @@ def test_table_by_compute_command_and_figure_from_tables(pipeline, tmp_path):
     assert sorted(tmp_path.rglob("*")) == sorted([*before, fig])
 
 
+def test_several_seeds_one_table_and_a_figure_with_each_seed(pipeline, tmp_path):
+    """dynamics.seeds: one checkpoints table per seed; gi-vs-accuracy gives each seed's correlations
+    (a seed column), and Figure 9 draws every seed faintly and their mean."""
+    root, data, model, out, *_ = pipeline
+    tables = {0: out}
+    for seed in (1, 2):
+        ref = root / f"model_s{seed}.pt"
+        settings = {**SETTINGS, "seed": seed}
+        train(data, ref, root / f"history_s{seed}.parquet", labels="real", device="cpu", threads=1, **settings)
+        tables[seed] = root / f"s{seed}" / "gi_during_training.parquet"
+        gi_during_training(data, tables[seed], checkpoint_epochs=[0, 1, 3, 5, 500], classes=[5, 2], device="cpu",
+                           threads=1, reference_model=ref, **settings)
+        assert read_provenance(tables[seed])["same_as_reference"] is True
+    csv = tmp_path / "gi_vs_accuracy.csv"
+    assert main(["gi-vs-accuracy", "--dynamics", *map(str, tables.values()), "--out", str(csv)]) == 0
+    corr = pd.read_csv(csv)
+    assert corr.seed.tolist() == [0, 0, 1, 1, 2, 2] and corr.accuracy.tolist() == ["train_acc", "val_acc"] * 3
+    for seed, path in tables.items():
+        want = gi_accuracy_correlations(read_parquet(path)).pearson_r.to_numpy()
+        np.testing.assert_allclose(corr[corr.seed == seed].pearson_r, want, rtol=1e-6)
+    with pytest.raises(GisweepError, match="a second GI-during-training table of seed 1"):
+        gi_vs_accuracy([tables[1], tables[1]], tmp_path / "x.csv")
+    fig = tmp_path / "fig9.png"
+    assert main(["plot-gi-vs-accuracy", "--dynamics", *map(str, tables.values()), "--correlations", str(csv),
+                 "--out", str(fig)]) == 0
+    assert fig.stat().st_size > 1000
+    # a correlation table that lacks a plotted seed is refused
+    corr[corr.seed != 2].to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(GisweepError, match=r"no correlations of seed\(s\) \[2\]"):
+        plot_gi_vs_accuracy(list(tables.values()), tmp_path / "two.csv", tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists()
+
+
 def test_figure_rejects_a_table_that_is_not_a_correlation_table(pipeline, tmp_path):
     root, data, model, out, *_ = pipeline
     bad = tmp_path / "bad.csv"
@@ -212,3 +246,28 @@ def test_fit_equals_the_per_batch_item_loop_bit_for_bit(pipeline):
     want = reference_fit(ref, x, y, lr=0.05, momentum=0.9, batch_size=7, epochs=len(hist), seed=3)
     assert hist.loss.tolist() == want
     assert all(torch.equal(a, b) for a, b in zip(mine.state_dict().values(), ref.state_dict().values()))
+
+
+def test_tiny_config_plans_one_dynamics_job_per_seed(tmp_path):
+    """dynamics.seeds in the workflow: one gi_during_training job per seed, each checked against that seed's
+    pipeline model; the correlation table, Figure 9 and the claims read every seed's table."""
+    import yaml
+
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    config["models"]["seeds"] = [0, 1]
+    config["dynamics"]["seeds"] = [0, 1, 2]  # seed 2 is not in models.seeds: its reference is trained alone
+    project = copy_project(tmp_path / "project")
+    (project / "seeds.yaml").write_text(yaml.safe_dump(config))
+    res = snakemake(project, "--dry-run", "--printshellcmds", config="seeds.yaml")
+    assert res.returncode == 0, res.stdout[-3000:]
+    shell = [line for line in res.stdout.splitlines() if "python -m gisweep" in line]
+    tables = [f"results/mnist/d7/1x16/real/s{seed}/gi_during_training.parquet" for seed in (0, 1, 2)]
+    for seed, table in zip((0, 1, 2), tables):
+        jobs = [c for c in shell if "gi-during-training" in c and f"--seed {seed} " in c]
+        assert len(jobs) == 1 and f"--out {table}" in jobs[0], jobs
+        assert f"--reference-model results/mnist/d7/1x16/real/s{seed}/model.pt" in jobs[0]
+    assert any("train --data" in c and "--seed 2 " in c and "--labels real" in c for c in shell)
+    for command in ("gi-vs-accuracy", "plot-gi-vs-accuracy", "gi-claims"):
+        line = next(c for c in shell if f"gisweep {command} " in c)
+        assert "--dynamics " + " ".join(tables) in line, line
+    assert "seeds 0, 1, 2 (faint) and mean" in next(c for c in shell if "plot-gi-vs-accuracy" in c)

@@ -354,7 +354,8 @@ def test_paper_preset_plans(tmp_path):
     # three seeds: each cell's seeds train together (train-batch)
     trains = [line for line in res.stdout.splitlines() if re.search(r"python -m gisweep train(-batch)? ", line)]
     assert trains and all("--optimizer sgd" in t and "--lr 0.01" in t and "--momentum 0.0" in t
-                          and "--init-scale 0.05" in t and "--max-epochs 20000" in t for t in trains), trains[:3]
+                          and "--init-scale 0.05" in t and "--max-epochs 20000" in t and "--batch-size 32" in t
+                          for t in trains), trains[:3]
     for seed in (0, 1, 2):
         assert any(f"moons/d2/3x128/random/s{seed}/model.pt" in t for t in trains)
     assert "results/tables/claims.md" in res.stdout

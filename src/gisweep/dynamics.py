@@ -15,11 +15,13 @@ predicts one class everywhere has GI at the full range on every line, so read me
 mean_pieces, final (the last epoch). Provenance: the training settings, converged, epochs and
 same_as_reference (True / False / None when no reference was given).
 
-`gi-vs-accuracy` turns that table into results/tables/gi_vs_accuracy.csv: Pearson and Spearman
-correlation of mean_gi with each accuracy. Figure 9 is drawn from both by gisweep.figures.dynamics.
+`gi-vs-accuracy` turns those tables (one per seed) into results/tables/gi_vs_accuracy.csv: per seed,
+Pearson and Spearman correlation of mean_gi with each accuracy. Figure 9 is drawn from both by
+gisweep.figures.dynamics.
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -132,17 +134,29 @@ def gi_accuracy_correlations(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def gi_vs_accuracy(dynamics_path, out) -> pd.DataFrame:
-    """results/tables/gi_vs_accuracy.csv: the correlations of one GI-during-training table, with its source,
-    whether training converged and whether the retrained network is the pipeline's model."""
-    df = read_parquet(dynamics_path, required=DYNAMICS_COLUMNS).sort_values("epoch")
-    meta = read_provenance(dynamics_path)
-    corr = gi_accuracy_correlations(df)
-    corr.insert(0, "source", str(dynamics_path))
-    corr["converged"], corr["same_as_pipeline_model"] = meta.get("converged"), meta.get("same_as_reference")
-    write_csv(corr, out)
-    print(corr.to_string(index=False))
-    return corr
+def gi_vs_accuracy(dynamics_paths, out) -> pd.DataFrame:
+    """results/tables/gi_vs_accuracy.csv: the correlations of each GI-during-training table (one per seed),
+    with its seed, source, whether training converged and whether the retrained network is the pipeline's model."""
+    paths = [dynamics_paths] if isinstance(dynamics_paths, (str, os.PathLike)) else list(dynamics_paths)
+    if not paths:
+        raise GisweepError("gi-vs-accuracy: no GI-during-training table given")
+    frames, seeds = [], set()
+    for path in paths:
+        df = read_parquet(path, required=DYNAMICS_COLUMNS).sort_values("epoch")
+        meta = read_provenance(path)
+        seed = meta.get("seed")
+        if seed in seeds:
+            raise GisweepError(f"{path}: a second GI-during-training table of seed {seed}")
+        seeds.add(seed)
+        corr = gi_accuracy_correlations(df)
+        corr.insert(0, "seed", seed)
+        corr.insert(1, "source", str(path))
+        corr["converged"], corr["same_as_pipeline_model"] = meta.get("converged"), meta.get("same_as_reference")
+        frames.append(corr)
+    table = pd.concat(frames, ignore_index=True)
+    write_csv(table, out)
+    print(table.to_string(index=False))
+    return table
 
 
 def register_cli(sub) -> None:
@@ -150,7 +164,7 @@ def register_cli(sub) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--arch", required=True)
     p.add_argument("--labels", default="real", choices=["real", "random"])
-    p.add_argument("--seed", type=schema_number("dynamics.seed"), required=True)
+    p.add_argument("--seed", type=schema_number("dynamics.seeds[]"), required=True)
     p.add_argument("--checkpoint-epochs", type=schema_number("dynamics.checkpoint_epochs[]"), nargs="+", required=True)
     add_pair_gi_args(p)
     add_training_args(p)
@@ -163,6 +177,6 @@ def register_cli(sub) -> None:
         reference_model=a.reference_model, out_model=a.out_model, **training_args(a)))
 
     p = sub.add_parser("gi-vs-accuracy", help="correlations of GI with train and validation accuracy")
-    p.add_argument("--dynamics", required=True, help="a gi_during_training.parquet")
+    p.add_argument("--dynamics", required=True, nargs="+", help="gi_during_training.parquet files, one per seed")
     p.add_argument("--out", required=True)
     p.set_defaults(func=lambda a: gi_vs_accuracy(a.dynamics, a.out))

@@ -318,8 +318,7 @@ def claims_dynamics(wildcards=None):
     dyn = config["dynamics"]
     if not dyn["enabled"]:
         return []
-    seeds = dyn["seeds"] if "seeds" in dyn else [dyn["seed"]]
-    return [dynamics_file(dyn["dataset"], dyn["dim"], dyn["arch"], seed) for seed in seeds]
+    return [dynamics_file(dyn["dataset"], dyn["dim"], dyn["arch"], seed) for seed in dyn["seeds"]]
 
 
 def summary_targets():

@@ -1,9 +1,11 @@
-# GI during training (the paper's Figure 9): the real-label model trained again with checkpoints, the
-# pair GI and accuracies at each (gisweep.dynamics), their correlations (gi-vs-accuracy), and the
-# figure drawn from both tables (gisweep.figures.dynamics). Config section: dynamics.
+# GI during training (the paper's Figure 9): the real-label model of each of dynamics.seeds trained
+# again with checkpoints, one job per seed (the checkpoints measure GI inside the training loop, which
+# the stacked training of train_batch does not expose), the pair GI and accuracies at each
+# (gisweep.dynamics), their correlations (gi-vs-accuracy), and the figure drawn from both tables
+# (gisweep.figures.dynamics). Config section: dynamics.
 
 DYNAMICS = config["dynamics"]
-DYNAMICS_TABLE = dynamics_file(DYNAMICS["dataset"], DYNAMICS["dim"], DYNAMICS["arch"], DYNAMICS["seed"])
+DYNAMICS_TABLES = claims_dynamics()
 
 TARGET_FUNCTIONS.append(
     lambda: [figure_file("fig9_gi_vs_accuracy"), GI_VS_ACCURACY] if DYNAMICS["enabled"] else []
@@ -43,7 +45,7 @@ rule gi_during_training:
 
 rule gi_vs_accuracy:
     input:
-        dynamics=DYNAMICS_TABLE,
+        dynamics=DYNAMICS_TABLES,
         code=code("gi-vs-accuracy"),
     output:
         correlations=GI_VS_ACCURACY,
@@ -57,7 +59,7 @@ rule gi_vs_accuracy:
 
 rule plot_gi_vs_accuracy:
     input:
-        dynamics=DYNAMICS_TABLE,
+        dynamics=DYNAMICS_TABLES,
         correlations=rules.gi_vs_accuracy.output.correlations,
         code=code("plot-gi-vs-accuracy"),
     output:
@@ -69,7 +71,9 @@ rule plot_gi_vs_accuracy:
         ),
     params:
         title=f"GI during training: {DYNAMICS['dataset']} {DYNAMICS['dim']}, {DYNAMICS['arch']}, real labels, "
-        f"classes {DYNAMICS['classes']}",
+        f"classes {DYNAMICS['classes']}"
+        + (f", seed {DYNAMICS['seeds'][0]}" if len(DYNAMICS["seeds"]) == 1
+           else f", seeds {', '.join(map(str, DYNAMICS['seeds']))} (faint) and mean"),
     log:
         "logs/figures/fig9_gi_vs_accuracy.log",
     conda:
