@@ -30,6 +30,8 @@ rule outputs_along:
         minor_rank=ALONG["minor_rank"],
     log:
         "logs/outputs_along/{dataset}_d{dim}_{arch}_{labels}_s{seed}.log",
+    benchmark:
+        "benchmarks/outputs_along/{dataset}_d{dim}_{arch}_{labels}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -55,6 +57,8 @@ rule plot_outputs_along:
         title=lambda wc: f"{ALONG_FIGURES[wc.alongfig][1]} labels, {ALONG['dataset']} {ALONG['dim']}, {ALONG['arch']}",
     log:
         "logs/figures/{alongfig}.log",
+    benchmark:
+        "benchmarks/plot_outputs_along/{alongfig}.tsv",
     conda:
         ENV
     shell:

@@ -28,6 +28,8 @@ rule train_cnn:
         gpu=gpus(),
     log:
         "logs/train_cnn/{dataset}_d{dim}_{labels}_s{seed}.log",
+    benchmark:
+        "benchmarks/train_cnn/{dataset}_d{dim}_{labels}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -54,6 +56,8 @@ rule cnn_gi:
         gpu=gpus(),
     log:
         "logs/cnn_gi/{dataset}_d{dim}_{labels}_s{seed}_{family}.log",
+    benchmark:
+        "benchmarks/cnn_gi/{dataset}_d{dim}_{labels}_s{seed}_{family}.tsv",
     conda:
         ENV
     shell:
@@ -86,6 +90,8 @@ rule plot_gi_mlp_vs_cnn:
         ),
     log:
         "logs/figures/gi_pairs_mlp_vs_cnn.log",
+    benchmark:
+        "benchmarks/plot_gi_mlp_vs_cnn/gi_pairs_mlp_vs_cnn.tsv",
     conda:
         ENV
     shell:

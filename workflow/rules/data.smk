@@ -10,6 +10,8 @@ rule prepare_data:
         extra=data_args,
     log:
         "logs/prepare_data/{dataset}_d{dim}.log",
+    benchmark:
+        "benchmarks/prepare_data/{dataset}_d{dim}.tsv",
     conda:
         ENV
     shell:

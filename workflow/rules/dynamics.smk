@@ -33,6 +33,8 @@ rule gi_during_training:
         gpu=gpus(),
     log:
         "logs/gi_during_training/{dataset}_d{dim}_{arch}_s{seed}.log",
+    benchmark:
+        "benchmarks/gi_during_training/{dataset}_d{dim}_{arch}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -51,6 +53,8 @@ rule gi_vs_accuracy:
         correlations=GI_VS_ACCURACY,
     log:
         "logs/gi_vs_accuracy.log",
+    benchmark:
+        "benchmarks/gi_vs_accuracy/gi_vs_accuracy.tsv",
     conda:
         ENV
     shell:
@@ -76,6 +80,8 @@ rule plot_gi_vs_accuracy:
            else f", seeds {', '.join(map(str, DYNAMICS['seeds']))} (faint) and mean"),
     log:
         "logs/figures/fig9_gi_vs_accuracy.log",
+    benchmark:
+        "benchmarks/plot_gi_vs_accuracy/fig9_gi_vs_accuracy.tsv",
     conda:
         ENV
     shell:

@@ -26,6 +26,8 @@ rule plot_gi_pairs_by_dim:
         title=lambda wc: f"Pair GIs of MNIST {classes_title('mnist', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig4_gi_pairs_by_dim_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_pairs_by_dim/fig4_gi_pairs_by_dim_{fmt}.tsv",
     conda:
         ENV
     shell:
@@ -50,6 +52,8 @@ rule plot_gi_triangles_by_dim:
         title=lambda wc: f"Triangle mid-line GIs of MNIST {classes_title('mnist', 'triangles')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig5_gi_triangles_by_dim_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_triangles_by_dim/fig5_gi_triangles_by_dim_{fmt}.tsv",
     conda:
         ENV
     shell:
@@ -78,6 +82,8 @@ rule plot_gi_pairs_by_arch:
         ),
     log:
         "logs/figures/fig6_gi_pairs_by_arch_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_pairs_by_arch/fig6_gi_pairs_by_arch_{fmt}.tsv",
     conda:
         ENV
     shell:
@@ -102,6 +108,8 @@ rule plot_gi_cifar10_pairs:
         title=lambda wc: f"Pair GIs of CIFAR-10 {classes_title('cifar10', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig7_gi_cifar10_pairs_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_cifar10_pairs/fig7_gi_cifar10_pairs_{fmt}.tsv",
     conda:
         ENV
     shell:
@@ -126,6 +134,8 @@ rule plot_gi_moons_pairs:
         title=lambda wc: f"Pair GIs of two moons {classes_title('moons', 'pairs')}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/fig8_gi_moons_pairs_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_moons_pairs/fig8_gi_moons_pairs_{fmt}.tsv",
     conda:
         ENV
     shell:
@@ -150,6 +160,8 @@ rule plot_gi_families:
         title=lambda wc: f"GIs of every line family, {wc.dataset} d{wc.dim}, {config['figures']['arch']}{seeds_note()}",
     log:
         "logs/figures/gi_families_{dataset}_d{dim}_{fmt}.log",
+    benchmark:
+        "benchmarks/plot_gi_families/gi_families_{dataset}_d{dim}_{fmt}.tsv",
     conda:
         ENV
     shell:

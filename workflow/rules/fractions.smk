@@ -31,6 +31,8 @@ rule label_fraction_run:
         gpu=gpus(),
     log:
         "logs/label_fraction_run/{dataset}_d{dim}_{arch}_frac{pct}_s{seed}.log",
+    benchmark:
+        "benchmarks/label_fraction_run/{dataset}_d{dim}_{arch}_frac{pct}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -54,6 +56,8 @@ rule label_fractions_table:
         csv=LABEL_FRACTIONS["csv"],
     log:
         "logs/label_fractions_table.log",
+    benchmark:
+        "benchmarks/label_fractions_table/label_fractions_table.tsv",
     conda:
         ENV
     shell:
@@ -77,6 +81,8 @@ rule plot_label_fractions:
         f"pairs of classes {FRACTIONS['classes']}",
     log:
         "logs/figures/fig_label_fractions.log",
+    benchmark:
+        "benchmarks/plot_label_fractions/fig_label_fractions.tsv",
     conda:
         ENV
     shell:

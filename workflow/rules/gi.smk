@@ -24,6 +24,8 @@ rule batched_gi:
         gpu=gpus(),
     log:
         "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}.log",
+    benchmark:
+        "benchmarks/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -67,6 +69,8 @@ rule gi_summary:
         **SUMMARY,
     log:
         "logs/gi_summary.log",
+    benchmark:
+        "benchmarks/gi_summary/gi_summary.tsv",
     conda:
         ENV
     shell:
@@ -89,6 +93,8 @@ rule gi_claims:
         compare_dim=config["models"]["compare_at"]["dim"],
     log:
         "logs/gi_claims.log",
+    benchmark:
+        "benchmarks/gi_claims/gi_claims.tsv",
     conda:
         ENV
     shell:

@@ -82,6 +82,8 @@ rule hull_data:
         per_class=HULL["train_per_class"],
     log:
         "logs/hull/{dataset}_d{dim}_data.log",
+    benchmark:
+        "benchmarks/hull_data/{dataset}_d{dim}_data.tsv",
     conda:
         ENV
     shell:
@@ -104,6 +106,8 @@ rule hull_distance:
         gpu=gpus(),
     log:
         "logs/hull/{dataset}_d{dim}_{space}.log",
+    benchmark:
+        "benchmarks/hull_distance/{dataset}_d{dim}_{space}.tsv",
     conda:
         ENV
     shell:
@@ -127,6 +131,8 @@ rule hull_distance_hidden:
         gpu=gpus(),
     log:
         "logs/hull/{dataset}_d{dim}_hidden_{arch}_{labels}_s{seed}_l{layer}.log",
+    benchmark:
+        "benchmarks/hull_distance_hidden/{dataset}_d{dim}_hidden_{arch}_{labels}_s{seed}_l{layer}.tsv",
     conda:
         ENV
     shell:
@@ -149,6 +155,8 @@ rule train_resnet:
     threads: 1
     log:
         "logs/hull/train_resnet_{dataset}_d{dim}_s{seed}.log",
+    benchmark:
+        "benchmarks/train_resnet/train_resnet_{dataset}_d{dim}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -173,6 +181,8 @@ rule hull_distance_resnet:
         gpu=gpus(),
     log:
         "logs/hull/{dataset}_d{dim}_resnet_{layer}_s{seed}.log",
+    benchmark:
+        "benchmarks/hull_distance_resnet/{dataset}_d{dim}_resnet_{layer}_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -189,6 +199,8 @@ rule hull_summary:
         table=hull_summary_file("{dataset}", "{dim}"),
     log:
         "logs/hull/{dataset}_d{dim}_summary.log",
+    benchmark:
+        "benchmarks/hull_summary/{dataset}_d{dim}_summary.tsv",
     conda:
         ENV
     shell:
@@ -209,6 +221,8 @@ rule hull_nearest:
     threads: 1
     log:
         "logs/hull/{dataset}_d{dim}_nearest.log",
+    benchmark:
+        "benchmarks/hull_nearest/{dataset}_d{dim}_nearest.tsv",
     conda:
         ENV
     shell:
@@ -232,6 +246,8 @@ rule plot_hull_distances:
         title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test distances to the training hull",
     log:
         "logs/hull/plot_distances_{dataset}_d{dim}.log",
+    benchmark:
+        "benchmarks/plot_hull_distances/plot_distances_{dataset}_d{dim}.tsv",
     conda:
         ENV
     shell:
@@ -256,6 +272,8 @@ rule plot_hull_test_vs_random:
         title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test vs uniform random points",
     log:
         "logs/hull/plot_test_vs_random_{dataset}_d{dim}.log",
+    benchmark:
+        "benchmarks/plot_hull_test_vs_random/plot_test_vs_random_{dataset}_d{dim}.tsv",
     conda:
         ENV
     shell:
@@ -279,6 +297,8 @@ rule plot_hull_nearest:
         title=lambda wc: f"{wc.dataset} {wc.dim}×{wc.dim}: test images and their nearest hull points",
     log:
         "logs/hull/plot_nearest_{dataset}_d{dim}.log",
+    benchmark:
+        "benchmarks/plot_hull_nearest/plot_nearest_{dataset}_d{dim}.tsv",
     conda:
         ENV
     shell:
@@ -303,6 +323,8 @@ rule plot_hull_pixels_by_dim:
         title=lambda wc: f"{wc.dataset}: pixel-space test distances to the training hull by image side",
     log:
         "logs/hull/plot_pixels_by_dim_{dataset}.log",
+    benchmark:
+        "benchmarks/plot_hull_pixels_by_dim/plot_pixels_by_dim_{dataset}.tsv",
     conda:
         ENV
     shell:
@@ -331,6 +353,8 @@ rule hull_train_size:
         gpu=gpus(),
     log:
         "logs/hull/train_size.log",
+    benchmark:
+        "benchmarks/hull_train_size/train_size.tsv",
     conda:
         ENV
     shell:
@@ -353,6 +377,8 @@ rule plot_hull_train_size:
         title=lambda wc: f"{wc.dataset} {HULL['train_size_dim']}×{HULL['train_size_dim']} pixels: test points against N training points",
     log:
         "logs/hull/plot_train_size_{dataset}.log",
+    benchmark:
+        "benchmarks/plot_hull_train_size/plot_train_size_{dataset}.tsv",
     conda:
         ENV
     shell:

@@ -23,6 +23,8 @@ rule hull_split_data:
         per_class=HULL["train_per_class"],
     log:
         "logs/hull/{dataset}_d{dim}_s{seed}_data.log",
+    benchmark:
+        "benchmarks/hull_split_data/{dataset}_d{dim}_s{seed}_data.tsv",
     conda:
         ENV
     shell:
@@ -47,6 +49,8 @@ rule hull_split_distance:
         gpu=gpus(),
     log:
         "logs/hull/{dataset}_d{dim}_s{seed}_{space}.log",
+    benchmark:
+        "benchmarks/hull_split_distance/{dataset}_d{dim}_s{seed}_{space}.tsv",
     conda:
         ENV
     shell:
@@ -68,6 +72,8 @@ rule hull_claims_nearest:
     threads: 1
     log:
         "logs/hull/{dataset}_d{dim}_s{seed}_claims_nearest.log",
+    benchmark:
+        "benchmarks/hull_claims_nearest/{dataset}_d{dim}_s{seed}_claims_nearest.tsv",
     conda:
         ENV
     shell:
@@ -92,6 +98,8 @@ rule hull_claims:
         dataset=HULL_DATASET,
     log:
         "logs/hull_claims.log",
+    benchmark:
+        "benchmarks/hull_claims/hull_claims.tsv",
     conda:
         ENV
     shell:

@@ -12,6 +12,8 @@ rule sample_lines:
         settings=line_settings,
     log:
         "logs/sample_lines/{dataset}_d{dim}_{labels}_s{seed}.log",
+    benchmark:
+        "benchmarks/sample_lines/{dataset}_d{dim}_{labels}_s{seed}.tsv",
     conda:
         ENV
     shell:

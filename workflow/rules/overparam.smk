@@ -36,6 +36,8 @@ rule polynomial_sweep:
         cfg=overparam_json("polynomial"),
     log:
         "logs/overparam/polynomial_sweep.log",
+    benchmark:
+        "benchmarks/polynomial_sweep/polynomial_sweep.tsv",
     conda:
         ENV
     shell:
@@ -54,6 +56,8 @@ rule network_sweep:
         cfg=overparam_json("network"),
     log:
         "logs/overparam/network_sweep.log",
+    benchmark:
+        "benchmarks/network_sweep/network_sweep.tsv",
     conda:
         ENV
     shell:
@@ -75,6 +79,8 @@ rule plot_polynomial_boundaries:
         ),
     log:
         "logs/overparam/plot_polynomial_boundaries.log",
+    benchmark:
+        "benchmarks/plot_polynomial_boundaries/plot_polynomial_boundaries.tsv",
     conda:
         ENV
     shell:
@@ -95,6 +101,8 @@ rule plot_polynomial_disagreement:
         ),
     log:
         "logs/overparam/plot_polynomial_disagreement.log",
+    benchmark:
+        "benchmarks/plot_polynomial_disagreement/plot_polynomial_disagreement.tsv",
     conda:
         ENV
     shell:
@@ -115,6 +123,8 @@ rule plot_network_regions:
         ),
     log:
         "logs/overparam/plot_network_regions.log",
+    benchmark:
+        "benchmarks/plot_network_regions/plot_network_regions.tsv",
     conda:
         ENV
     shell:
@@ -135,6 +145,8 @@ rule plot_network_disagreement:
         ),
     log:
         "logs/overparam/plot_network_disagreement.log",
+    benchmark:
+        "benchmarks/plot_network_disagreement/plot_network_disagreement.tsv",
     conda:
         ENV
     shell:

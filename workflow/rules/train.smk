@@ -24,6 +24,8 @@ rule train_real:
         gpu=gpus(),
     log:
         "logs/train/{dataset}_d{dim}_{arch}_real_s{seed}.log",
+    benchmark:
+        "benchmarks/train_real/{dataset}_d{dim}_{arch}_real_s{seed}.tsv",
     conda:
         ENV
     shell:
@@ -46,6 +48,8 @@ rule train_random:
         gpu=gpus(),
     log:
         "logs/train/{dataset}_d{dim}_{arch}_random_s{seed}.log",
+    benchmark:
+        "benchmarks/train_random/{dataset}_d{dim}_{arch}_random_s{seed}.tsv",
     conda:
         ENV
     shell:
