@@ -64,6 +64,9 @@ SCREEN_K = 48  # candidates per query from the screening pass (nearest rows)
 PASS_ADD = 48  # most violating rows a certification pass adds to a query's candidates
 RESTRICTED_ROUNDS = 100  # restricted rounds between two passes, at most
 KEEP_WIDTH = 64  # candidates kept across a pass, at least (support and new violators always stay)
+RECHECK = 64  # rows per query that a float32 pass recomputes in float64 (its largest values)
+DENSE_MAX_N = 3000  # up to this training size (and an [N, N] Gram within a quarter of the budget): dense path
+LOW_PRECISION_MIN_N = 4096  # float32 streamed passes (float64 recheck) from this training size on
 
 
 @dataclass
@@ -219,19 +222,56 @@ def _minor_cycles(gss, rhs, lam, used, reg: float, beta: float, max_steps: int):
 # ----------------------------------------------------------------------------- streamed passes
 
 
-def _screen(X, sq, x, k: int, block: int, mem: _Memory):
+@dataclass
+class _Train:
+    """The centred training rows as the passes read them.
+
+    X [N, D] in the working dtype and sq [N] = ||X_i||^2; X32 [N, D] a float32 copy (or None) for the
+    streamed products of a float64 solve, with err_coef: for every row, |fl32(<g, X_i>) - <g, X_i>|
+    <= err_coef * ||g|| * radius (the float32 rounding of g, X_i and of a length-D dot product, summed
+    in any order: gamma_D (1 + u)^2 + 2 u + u^2 with u = 2^-24, plus a 1% margin).
+    """
+
+    X: torch.Tensor
+    sq: torch.Tensor
+    radius: float
+    X32: torch.Tensor | None = None
+    err_coef: float = 0.0
+
+    @classmethod
+    def build(cls, X, low_precision: bool):
+        sq = (X * X).sum(1)
+        radius = float(sq.max().sqrt())
+        t = cls(X, sq, radius)
+        if low_precision and X.dtype == torch.float64 and radius < 1e15:
+            t.X32 = X.to(torch.float32)
+            u, D = 2.0**-24, X.shape[1]
+            gamma = D * u / (1 - D * u)
+            t.err_coef = 1.01 * (gamma * (1 + u) ** 2 + 2 * u + u * u)
+        return t
+
+    def stream(self, x):
+        """(matrix, queries) for the streamed products: float32 when X32 exists."""
+        return (self.X32, x.to(torch.float32)) if self.X32 is not None else (self.X, x)
+
+
+def _screen(T: _Train, x, k: int, block: int, mem: _Memory):
     """The k nearest training rows of each query, by one streamed pass (Gram expansion).
 
-    X [N, D], sq [N] = ||X_i||^2, x [b, D] -> cand [b, k] int64, nearest first (the first 4 re-ranked by
-    their distances computed directly, no cancellation), and their exact distances d0 [b] to cand[:, 0].
+    x [b, D] -> cand [b, k] int64, nearest first (the first 4 re-ranked by their distances computed
+    directly in the working dtype, no cancellation), and their exact distances d0 [b] to cand[:, 0].
+    The pass may run in float32 (T.X32): it only chooses candidates; every distance is recomputed.
     """
+    X = T.X
     N = X.shape[0]
     b = x.shape[0]
-    best_v = torch.empty(b, 0, dtype=x.dtype, device=x.device)
+    Xs, xs = T.stream(x)
+    sq = T.sq.to(Xs.dtype)
+    best_v = torch.empty(b, 0, dtype=xs.dtype, device=x.device)
     best_i = torch.empty(b, 0, dtype=torch.int64, device=x.device)
     for s0 in range(0, N, block):
         s1 = min(s0 + block, N)
-        approx = torch.addmm(sq[s0:s1].unsqueeze(0), x, X[s0:s1].T, alpha=-2)  # [b, nb] ||x - X_i||^2 - ||x||^2
+        approx = torch.addmm(sq[s0:s1].unsqueeze(0), xs, Xs[s0:s1].T, alpha=-2)  # ||x - X_i||^2 - ||x||^2
         mem.note(approx, approx, best_v, best_i)
         blk = approx.topk(min(k, s1 - s0), dim=1, largest=False)  # the block's best, then a small merge
         vals = torch.cat([best_v, blk.values], 1)
@@ -244,6 +284,55 @@ def _screen(X, sq, x, k: int, block: int, mem: _Memory):
                        torch.arange(head, best_i.shape[1], device=x.device).expand(b, -1)], 1)
     cand = best_i.gather(1, order)
     return cand, exact.min(1).values.sqrt()
+
+
+def _gathered_dots(X, idx, g, sub: int):
+    """<g_b, X_idx[b, j]> [b, m] in the working dtype, from gathered rows in sub-batches of queries."""
+    out = torch.empty(idx.shape, dtype=g.dtype, device=g.device)
+    for s in range(0, idx.shape[0], sub):
+        out[s : s + sub] = (X[idx[s : s + sub].clamp_min(0)] @ g[s : s + sub].unsqueeze(2)).squeeze(2)
+    return out
+
+
+def _price_low(T: _Train, g, gp, cand, valid, m: int, recheck: int, block: int, sub: int, mem: _Memory):
+    """A certification pass with float32 streamed products and a float64 recheck, for a batch.
+
+    Same returns as _price, plus loose [b] bool. The pass keeps each query's `recheck` largest float32
+    values <g, X_i> outside its candidates; those rows and the candidates are recomputed in float64.
+    Every other row's float32 value is at most the smallest kept one, and the float32 error is at most
+    err = err_coef ||g|| R, so max_i <g, X_i> <= max(float64 values, smallest kept + err): a rigorous
+    bound. loose marks the queries where the second term decides it (a float64 pass may do better).
+    """
+    X32 = T.X32
+    N = X32.shape[0]
+    b, k = cand.shape
+    dev = g.device
+    g32 = g.to(torch.float32)
+    top_v = torch.empty(b, 0, dtype=torch.float32, device=dev)
+    top_i = torch.empty(b, 0, dtype=torch.int64, device=dev)
+    for s0 in range(0, N, block):
+        s1 = min(s0 + block, N)
+        nb = s1 - s0
+        V = g32 @ X32[s0:s1].T  # [b, nb]
+        local = cand - s0
+        here = valid & (local >= 0) & (local < nb)
+        spot = torch.where(here, local, nb)
+        taken = torch.zeros(b, nb + 1, dtype=torch.bool, device=dev).scatter_(1, spot, True)[:, :nb]
+        V.masked_fill_(taken, -math.inf)  # candidates are recomputed in float64 below
+        mem.note(V, taken, top_v, top_i)
+        blk = V.topk(min(recheck, nb), dim=1)
+        vals = torch.cat([top_v, blk.values], 1)
+        idx = torch.cat([top_i, blk.indices + s0], 1)
+        top = vals.topk(min(recheck, vals.shape[1]), dim=1)
+        top_v, top_i = top.values, idx.gather(1, top.indices)
+    err = T.err_coef * g.norm(dim=1) * T.radius * (1 + 1e-12)  # [b]
+    rest = top_v[:, -1].to(g.dtype) + err  # bound on every row not kept (-inf: all were kept)
+    v64 = torch.where(top_v > -math.inf, _gathered_dots(T.X, top_i, g, sub), -math.inf)  # [b, M]
+    h = torch.where(valid, _gathered_dots(T.X, cand, g, sub), 0)
+    exact_max = torch.maximum(v64.max(1).values, torch.where(valid, h, -math.inf).max(1).values)
+    vmax = torch.maximum(exact_max, rest)
+    order = v64.topk(min(m, v64.shape[1]), dim=1)
+    return vmax - gp, order.values - gp.unsqueeze(1), top_i.gather(1, order.indices), h, rest > exact_max
 
 
 def _price(X, g, gp, cand, valid, m: int, block: int, mem: _Memory):
@@ -462,8 +551,9 @@ def hull_distance(
     centre = X.mean(0, keepdim=True)  # [1, D]
     X = X - centre
     Xq = Xq - centre
-    sq = (X * X).sum(1)  # [N]
-    radius = float(sq.max().sqrt())  # R, the data scale
+    low = N >= LOW_PRECISION_MIN_N and torch.get_float32_matmul_precision() == "highest"
+    T = _Train.build(X, low_precision=low)
+    radius = T.radius  # R, the data scale
     unit = torch.finfo(dtype).eps / 2
     if abs_tol is None:
         abs_tol = 1e-7 if dtype == torch.float64 else 1e-3
@@ -474,10 +564,16 @@ def hull_distance(
 
     itemsize = torch.finfo(dtype).bits // 8
     mem = _Memory(_memory_budget(memory_mb, dev))
+    dense = N <= DENSE_MAX_N and N * N * itemsize <= mem.budget / 4
     k_est = min(N, SCREEN_K + 4 * PASS_ADD)  # candidates a query typically holds
-    if chunk_size is None:  # persistent state (Gram blocks, candidate vectors, query vectors) per query
+    if chunk_size is None and dense:  # [B, N] weights and violations, the query vectors, the supports
+        chunk_size = mem.fit(itemsize * (4 * N + 4 * D + 2 * 64 * 64), share=0.75)
+    elif chunk_size is None:  # persistent state (Gram blocks, candidate vectors, query vectors) per query
         chunk_size = mem.fit(itemsize * (k_est * k_est + 8 * k_est + 8 * D), share=0.5)
     chunk_size = min(chunk_size, Q)
+    gram = T.X @ T.X.T if dense else None  # [N, N]
+    if dense:
+        mem.note(gram)
 
     out_d = torch.empty(Q, dtype=dtype)
     out_lo = torch.empty(Q, dtype=dtype)
@@ -486,17 +582,19 @@ def hull_distance(
     out_w: list[torch.Tensor] = []
     log = Progress(label="hull_distance", enabled=progress)
     starts = list(range(0, Q, chunk_size))
-    passes, hopeless = 0, 0
+    passes, hopeless, exact_passes = 0, 0, 0
     for c, s0 in enumerate(starts):
         s1 = min(s0 + chunk_size, Q)
-        d, lo, it, idx, w, n_pass, n_hopeless = _solve_chunk(
-            X, sq, Xq[s0:s1], tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem,
-            lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}"),
-        )
+        note = lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}")  # noqa: E731
+        if dense:
+            out = _solve_dense(T, gram, Xq[s0:s1], tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, note)
+        else:
+            out = _solve_chunk(T, Xq[s0:s1], tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, note)
+        d, lo, it, idx, w, n_pass, n_hopeless, n_exact = out
         out_d[s0:s1], out_lo[s0:s1], out_it[s0:s1] = d.cpu(), lo.cpu(), it.cpu()
         out_idx.append(idx.cpu())
         out_w.append(w.cpu())
-        passes, hopeless = passes + n_pass, hopeless + n_hopeless
+        passes, hopeless, exact_passes = passes + n_pass, hopeless + n_hopeless, exact_passes + n_exact
     if hopeless:
         warnings.warn(
             f"hull_distance: {hopeless} of {Q} queries cannot be certified to tol={tol:g} / atol={atol:.3g} in "
@@ -521,15 +619,17 @@ def hull_distance(
     inside = out_d <= atol
     certified = out_d - out_lo <= torch.clamp(tol * out_d, min=atol)
     stats = {"peak_bytes": mem.peak, "budget_bytes": mem.budget, "passes": passes, "chunk_size": chunk_size,
-             "hopeless": hopeless}
+             "hopeless": hopeless, "path": "dense" if dense else ("streamed-f32" if T.X32 is not None else "streamed"),
+             "exact_rechecks": exact_passes}
     return HullResult(out_d, out_lo, certified, inside, out_it, sup_idx, sup_w, sizes, tol, atol, stats)
 
 
-def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem, log):
-    """All queries of one chunk. X [N, D] centred train, sq [N] its squared norms, x [B, D] centred queries.
+def _solve_chunk(T, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, log):
+    """All queries of one chunk. T the centred training rows (_Train), x [B, D] centred queries.
 
     Returns distance [B], lower [B], iterations [B], support idx [B, K], weights [B, K], passes, hopeless.
     """
+    X, radius = T.X, T.radius
     N, D = X.shape
     B = x.shape[0]
     dev, dt = x.device, x.dtype
@@ -544,7 +644,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
 
     # 1. screening: nearest rows are the first candidates; the nearest is the starting point
     k = min(N, SCREEN_K)
-    cand, d_nn = _screen(X, sq, x, k, block_rows(B), mem)  # [B, k], [B]
+    cand, d_nn = _screen(T, x, k, block_rows(B), mem)  # [B, k], [B]
     valid = torch.ones(B, k, dtype=torch.bool, device=dev)
     lam = torch.zeros(B, k, dtype=dt, device=dev)
     lam[:, 0] = 1
@@ -574,7 +674,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
     gg = (g0 * g0).sum(1)
     refine = torch.zeros(B, dtype=torch.bool, device=dev)  # certified to atol only: refine, pass again
     retries = torch.zeros(B, dtype=torch.int64, device=dev)
-    n_pass = 0
+    n_pass, n_exact = 0, 0
     while True:
         # 2. restricted solve on the candidates (the last allowed round is kept for the pass)
         budget_r = torch.where(hopeless[rows], 0, (max_iter - 1 - it).clamp(0, RESTRICTED_ROUNDS))
@@ -594,13 +694,32 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         sub = sub_rows(rows.numel(), int(used.sum(1).max()))
         mem.note(gram, h, lam, cand, x, extra=item * sub * int(used.sum(1).max()) * D)
         g, gg, gp = _primal(X, x[rows], cand, lam, used, sub)
-        vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
+        dist = gg.sqrt()
+
+        def bound(vmax):  # the hyperplane's lower bound and the gap it leaves
+            lower = torch.where(dist > 0, (gg - vmax.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny)
+                                - slack[rows], 0).clamp_min(0)
+            return lower, dist - lower
+
+        if T.X32 is None:
+            vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
+            lower, gap = bound(vmax)
+        else:
+            sub = sub_rows(rows.numel(), max(RECHECK, cand.shape[1]))
+            vmax, top_v, top_i, h, loose = _price_low(T, g, gp, cand, valid, PASS_ADD, RECHECK,
+                                                      block_rows(rows.numel()), sub, mem)
+            lower, gap = bound(vmax)
+            # where the float32 margin alone blocks the certificate, a float64 pass decides
+            redo = (loose & (gap > torch.clamp(tol * dist, min=atol))).nonzero().squeeze(1)
+            if redo.numel():
+                r64 = _price(X, g[redo], gp[redo], cand[redo], valid[redo], PASS_ADD, block_rows(redo.numel()), mem)
+                vmax[redo], h[redo] = r64[0], r64[3]
+                top_v[redo], top_i[redo] = _fit_width(r64[1], top_v.shape[1], -math.inf), _fit_width(
+                    r64[2], top_v.shape[1], 0)
+                lower, gap = bound(vmax)
+                n_exact += redo.numel()
         it += 1
         n_pass += 1
-        dist = gg.sqrt()
-        lower = torch.where(dist > 0, (gg - vmax.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny) - slack[rows], 0)
-        lower = lower.clamp_min(0)
-        gap = dist - lower
         # certified to atol but not to tol, where tol looks reachable (tol d^2 above the Gram rounding):
         # up to two refinement passes more (a Newton step from the primal gradient), as the old engine's
         # every round was; the certificate rule itself is unchanged
@@ -643,7 +762,136 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
     for fin, i, w in res_idx:
         out_idx[fin, : i.shape[1]] = i
         out_w[fin, : w.shape[1]] = w
-    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum())
+    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum()), n_exact
+
+
+def _fit_width(t, width: int, fill):
+    """t [b, m] cut or padded (with fill) to [b, width]."""
+    if t.shape[1] >= width:
+        return t[:, :width]
+    return torch.cat([t, torch.full((t.shape[0], width - t.shape[1]), fill, dtype=t.dtype, device=t.device)], 1)
+
+
+# ----------------------------------------------------------------------------- dense path (small N)
+
+
+def _dense_price(X, idx, lam, x):
+    """Primal point and violations over all N rows: gg [B] = ||g||^2, viol [B, N] = <g, X_i - p>."""
+    weights = torch.zeros(x.shape[0], X.shape[0], dtype=x.dtype, device=x.device)
+    weights.scatter_add_(1, idx, lam)  # [B, N] dense lambda (unused slots carry weight 0)
+    g = x - weights @ X  # [B, D], formed in the primal
+    p = x - g
+    return (g * g).sum(1), g @ X.T - (g * p).sum(1, keepdim=True)
+
+
+def _add_points(idx, lam, used, cand, ok):
+    """Put rows cand [B, m] (where ok, a prefix of each row) into free slots, growing K if needed.
+
+    Returns (idx, lam, used, new) with new [B, K] marking the slots just filled.
+    """
+    B, K = idx.shape
+    need = int((used.sum(1) + ok.sum(1)).max())
+    if need > K:
+        pad = need - K
+        idx = torch.cat([idx, idx.new_zeros(B, pad)], 1)
+        lam = torch.cat([lam, lam.new_zeros(B, pad)], 1)
+        used = torch.cat([used, used.new_zeros(B, pad)], 1)
+    free_first = torch.argsort(used.to(torch.int8), dim=1, stable=True)[:, : cand.shape[1]]  # [B, m]
+    idx = idx.scatter(1, free_first, torch.where(ok, cand, idx.gather(1, free_first)))
+    new = torch.zeros_like(used).scatter(1, free_first, ok)
+    return idx, lam, used | new, new
+
+
+@dataclass
+class _DenseState:
+    """The rows of a dense chunk still being solved: supports (idx, lam, used [b, K]), chunk rows [b]."""
+
+    rows: torch.Tensor
+    idx: torch.Tensor
+    lam: torch.Tensor
+    used: torch.Tensor
+    stalled: torch.Tensor  # [b] the last round gained nothing: add one point (Wolfe's step)
+
+    def keep(self, keep):
+        return _DenseState(self.rows[keep], self.idx[keep], self.lam[keep], self.used[keep], self.stalled[keep])
+
+    def grow(self, viol, add_per_iter: int):
+        """The most violating rows outside the support join it (up to max(add_per_iter, |S| / 2))."""
+        N = viol.shape[1]
+        in_support = torch.zeros_like(viol).scatter_add_(1, self.idx, self.used.to(viol.dtype)) > 0
+        outside = viol.masked_fill(in_support, -math.inf)
+        per_row = torch.clamp((self.used.sum(1) * ADD_GROWTH).long(), min=add_per_iter)
+        per_row = torch.where(self.stalled, 1, per_row)
+        m = min(int(per_row.max()), N)
+        top_v, top_i = outside.topk(m, dim=1)
+        ok = (top_v > 0) & (torch.arange(m, device=viol.device) < per_row.unsqueeze(1))
+        self.idx, self.lam, self.used, new = _add_points(self.idx, self.lam, self.used, top_i, ok)
+        return ok, new
+
+    def step(self, gram, viol, reg: float, beta: float):
+        """Wolfe's minor cycles on the support from the primal gradient (the Gram entries are exact rows)."""
+        gss = gram[self.idx.unsqueeze(2), self.idx.unsqueeze(1)]  # [b, K, K]
+        self.lam, self.used = _minor_cycles(gss, viol.gather(1, self.idx), self.lam, self.used, reg, beta,
+                                            max_steps=self.idx.shape[1] + 2)
+
+    def pack(self, new, ok, width: int):
+        """Support slots first, padding trimmed to width; records which rows stalled."""
+        order = torch.argsort((~self.used).to(torch.int8), dim=1, stable=True)
+        self.idx, self.lam, self.used, new = (t.gather(1, order)[:, :width] for t in
+                                              (self.idx, self.lam, self.used, new))
+        self.stalled = ok.any(1) & ~(new & self.used & (self.lam > 0)).any(1)
+
+
+def _solve_dense(T: _Train, gram, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, log):
+    """All queries of one chunk with the [N, N] Gram matrix at hand (small N): every round prices all N
+    rows in the primal (one [B, N] product each way), so a round is also a certification; Wolfe's
+    minor cycles run on the support. Same returns as _solve_chunk."""
+    X = T.X
+    N, D = X.shape
+    B = x.shape[0]
+    dev, dt = x.device, x.dtype
+    slack = 2 * (D + 2) * unit * (x.norm(dim=1) + T.radius)  # [B]
+    scale2 = T.radius**2 if T.radius > 0 else 1.0
+    K0 = min(N, max(16, 2 * add_per_iter))
+    cand, _ = _screen(T, x, min(N, 4), max(4, mem.fit(8 * 4 * B, share=0.25)), mem)
+    st = _DenseState(torch.arange(B, device=dev), torch.zeros(B, K0, dtype=torch.int64, device=dev),
+                     torch.zeros(B, K0, dtype=dt, device=dev), torch.zeros(B, K0, dtype=torch.bool, device=dev),
+                     torch.zeros(B, dtype=torch.bool, device=dev))
+    st.idx[:, 0], st.lam[:, 0], st.used[:, 0] = cand[:, 0], 1, True
+    res_d = torch.zeros(B, dtype=dt, device=dev)
+    res_lo = torch.zeros(B, dtype=dt, device=dev)
+    res_it = torch.full((B,), max_iter, dtype=torch.int64, device=dev)
+    res_idx = []
+    hopeless = torch.zeros(B, dtype=torch.bool, device=dev)
+    for it in range(1, max_iter + 1):
+        gg, viol = _dense_price(X, st.idx, st.lam, x[st.rows])  # [b], [b, N]
+        mem.note(viol, viol, gram)
+        dist = gg.sqrt()
+        lower = torch.where(dist > 0, (gg - viol.max(1).values.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny)
+                            - slack[st.rows], 0).clamp_min(0)
+        allowed = torch.clamp(tol * dist, min=atol)
+        if it == 1:  # at the nearest training point: the rounding allowance alone may exceed the gap
+            hopeless = (slack > allowed) & (dist > atol)
+        done = (dist - lower <= allowed) | (it == max_iter) | hopeless[st.rows]
+        if done.any():
+            fin = st.rows[done]
+            res_d[fin], res_lo[fin], res_it[fin] = dist[done], lower[done], it
+            res_idx.append((fin, st.idx[done], torch.where(st.used[done], st.lam[done], 0)))
+        keep = ~done
+        if not keep.any():
+            break
+        st, viol = st.keep(keep), viol[keep]
+        log(lambda: f"round {it}: {st.rows.numel()}/{B} queries not yet certified")
+        ok, new = st.grow(viol, add_per_iter)
+        st.step(gram, viol, reg_rel * scale2, scale2)
+        st.pack(new, ok, min(N, max(int(st.used.sum(1).max()) + add_per_iter, K0)))
+    width = max(t[1].shape[1] for t in res_idx)
+    out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)
+    out_w = torch.zeros(B, width, dtype=dt, device=dev)
+    for fin, i, w in res_idx:
+        out_idx[fin, : i.shape[1]] = i
+        out_w[fin, : w.shape[1]] = w
+    return res_d, res_lo, res_it, out_idx, out_w, it, int(hopeless.sum()), 0
 
 
 def _nearest_rows(X, x, candidates: int = 4, mem: _Memory | None = None):
@@ -653,7 +901,7 @@ def _nearest_rows(X, x, candidates: int = 4, mem: _Memory | None = None):
     """
     mem = mem or _Memory(2.0**30)
     block = max(candidates, mem.fit(x.element_size() * 4 * x.shape[0], share=0.5))
-    cand, _ = _screen(X, (X * X).sum(1), x, min(candidates, X.shape[0]), block, mem)
+    cand, _ = _screen(_Train.build(X, low_precision=False), x, min(candidates, X.shape[0]), block, mem)
     return cand[:, 0]
 
 
