@@ -701,23 +701,10 @@ def _solve_chunk(T, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, lo
                                 - slack[rows], 0).clamp_min(0)
             return lower, dist - lower
 
-        if T.X32 is None:
-            vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
-            lower, gap = bound(vmax)
-        else:
-            sub = sub_rows(rows.numel(), max(RECHECK, cand.shape[1]))
-            vmax, top_v, top_i, h, loose = _price_low(T, g, gp, cand, valid, PASS_ADD, RECHECK,
-                                                      block_rows(rows.numel()), sub, mem)
-            lower, gap = bound(vmax)
-            # where the float32 margin alone blocks the certificate, a float64 pass decides
-            redo = (loose & (gap > torch.clamp(tol * dist, min=atol))).nonzero().squeeze(1)
-            if redo.numel():
-                r64 = _price(X, g[redo], gp[redo], cand[redo], valid[redo], PASS_ADD, block_rows(redo.numel()), mem)
-                vmax[redo], h[redo] = r64[0], r64[3]
-                top_v[redo], top_i[redo] = _fit_width(r64[1], top_v.shape[1], -math.inf), _fit_width(
-                    r64[2], top_v.shape[1], 0)
-                lower, gap = bound(vmax)
-                n_exact += redo.numel()
+        vmax, top_v, top_i, h, n64 = _certify(T, g, gp, cand, valid, dist, tol, atol, bound, block_rows,
+                                              lambda w: sub_rows(rows.numel(), w), mem)
+        lower, gap = bound(vmax)
+        n_exact += n64
         it += 1
         n_pass += 1
         # certified to atol but not to tol, where tol looks reachable (tol d^2 above the Gram rounding):
@@ -763,6 +750,26 @@ def _solve_chunk(T, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, lo
         out_idx[fin, : i.shape[1]] = i
         out_w[fin, : w.shape[1]] = w
     return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum()), n_exact
+
+
+def _certify(T, g, gp, cand, valid, dist, tol, atol, bound, block_rows, sub_for, mem):
+    """The certification pass of a batch: float32 products with a float64 recheck (T.X32), and a float64
+    pass for the rows where the float32 margin alone blocks the certificate; float64 throughout without
+    T.X32. Returns vmax [b], top_v / top_i [b, m], h [b, k] as _price does, and the float64 re-passes."""
+    X = T.X
+    m = min(PASS_ADD, X.shape[0])
+    if T.X32 is None:
+        return (*_price(X, g, gp, cand, valid, m, block_rows(g.shape[0]), mem), 0)
+    vmax, top_v, top_i, h, loose = _price_low(T, g, gp, cand, valid, m, RECHECK, block_rows(g.shape[0]),
+                                              sub_for(max(RECHECK, cand.shape[1])), mem)
+    top_v, top_i = _fit_width(top_v, m, -math.inf), _fit_width(top_i, m, 0)
+    _, gap = bound(vmax)
+    redo = (loose & (gap > torch.clamp(tol * dist, min=atol))).nonzero().squeeze(1)
+    if redo.numel():
+        r64 = _price(X, g[redo], gp[redo], cand[redo], valid[redo], m, block_rows(redo.numel()), mem)
+        vmax[redo], h[redo] = r64[0], r64[3]
+        top_v[redo], top_i[redo] = _fit_width(r64[1], m, -math.inf), _fit_width(r64[2], m, 0)
+    return vmax, top_v, top_i, h, int(redo.numel())
 
 
 def _fit_width(t, width: int, fill):
