@@ -163,14 +163,18 @@ def run_ab(refs: list[str], repeats: int, train, queries, tol: float, device: st
     times: dict[str, list[float]] = {r: [] for r in refs}
     for rep in range(repeats):
         for ref, m in engines:
+            rate = matmul_rate(pick_device(device).type, torch.float64, seconds=0.5)
             t0 = time.perf_counter()
             res = m.hull_distance(train, queries, tol=tol, device=device, dtype=dtype, progress=False)
             sec = time.perf_counter() - t0
+            share = len(queries) / sec / (rate / (2 * train.shape[0] * train.shape[1]))
             times[ref].append(sec)
             d = res.distance.double()
             first = d if first is None else first
             gap = float((res.distance - res.lower).max())
-            print(f"ab run {rep + 1} {ref:>10}: {sec:7.2f} s, load {os.getloadavg()[0]:.2f}, certified "
+            passes = res.stats.get("passes", "?") if hasattr(res, "stats") else "?"
+            print(f"ab run {rep + 1} {ref:>10}: {sec:7.2f} s, {share:.1%} of the one-pass bound at "
+                  f"{rate / 1e9:.1f} GFLOP/s, {passes} passes, load {os.getloadavg()[0]:.2f}, certified "
                   f"{bool(res.certified.all())}, max gap {gap:.2e}, max |d - d_{refs[0]}| "
                   f"{float((d - first).abs().max()):.2e}", flush=True)
     for ref in refs:

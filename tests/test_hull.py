@@ -545,8 +545,8 @@ def test_bounded_memory_budget_is_kept_and_results_agree():
 PATHS = {
     "dense": dict(DENSE_MAX_N=10**9, LOW_PRECISION_MIN_N=10**9),
     "streamed": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=10**9),
-    "streamed_f32": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1),
-    "f32_fallback": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1, RECHECK=1),
+    "streamed_f32": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1, LOW_PRECISION_DEVICES=("cpu", "cuda")),
+    "f32_fallback": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1, LOW_PRECISION_DEVICES=("cpu", "cuda"), RECHECK=1),
 }
 
 
