@@ -24,8 +24,9 @@ Method: screening plus Wolfe's nearest-point algorithm on a working set, certifi
      refreshes h on the candidates from the primal g) and steps 2-3 repeat.
 Paths. Small training sets (N <= DENSE_MAX_N, the [N, N] Gram within a quarter of the budget) take a
 dense path instead: every round prices all N rows in the primal, so each round is also a certificate,
-and Wolfe's minor cycles read their Gram blocks from the full Gram matrix (few, cheap rounds). On CUDA
-and from LOW_PRECISION_MIN_N rows, a float64 solve streams float32 products in its passes: each
+and Wolfe's minor cycles read their Gram blocks from the full Gram matrix (few, cheap rounds). On the
+device types in LOW_PRECISION_DEVICES (none by default) and from LOW_PRECISION_MIN_N rows, a float64
+solve streams float32 products in its passes: each
 query's largest float32 values are recomputed in float64, every other row is bounded by the smallest
 kept value plus the float32 error bound (gamma_D ||g|| R), so the lower bound stays rigorous; where
 that margin alone blocks a certificate, a float64 pass decides.
@@ -74,10 +75,10 @@ KEEP_WIDTH = 64  # candidates kept across a pass, at least (support and new viol
 RECHECK = 64  # rows per query that a float32 pass recomputes in float64 (its largest values)
 DENSE_MAX_N = 3000  # up to this training size (and an [N, N] Gram within a quarter of the budget): dense path
 LOW_PRECISION_MIN_N = 16384  # float32 streamed passes (float64 recheck) from this training size on
-# ... and on these devices only: on the 2-core CPU measured here the float64 recheck's gathers cost what
-# the float32 products save (A/B at 60,000 x 784 and 50,000 x 3,072: no faster); GPUs run float32 at
-# least as fast as float64
-LOW_PRECISION_DEVICES = ("cuda",)
+# ... and on these device types only. None by default: on the 2-core CPU measured here the float64
+# recheck's gathers cost what the float32 products save (A/B at 60,000 x 784 and 50,000 x 3,072: no
+# faster); on GPUs it is not measured yet ("cuda" here turns it on there)
+LOW_PRECISION_DEVICES: tuple[str, ...] = ()
 
 
 @dataclass
