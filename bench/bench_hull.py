@@ -16,6 +16,12 @@ certifies more than r / (2 N D) queries per second.
     python bench/bench_hull.py --per-class 400 --queries 1000   # the hull study: 4,000 train x 1,000 test
     python bench/bench_hull.py --synthetic 60000x784 --queries 1000          # the paper's scale, CPU
     python bench/bench_hull.py --device cuda --synthetic 60000x784 --queries 10000   # GPU target <= 60 s
+    python bench/bench_hull.py --queries 4000 --ab cd12c6e,HEAD,work --repeats 2   # A/B of engine versions
+
+--ab REF,REF,...: the same problem solved by the hull.py of each git commit (`work`: the working tree),
+loaded side by side in this process and run alternately (REF1, REF2, ..., REF1, REF2, ...) --repeats
+times, so every version sees the same machine load; printed per run: seconds, load average, all
+certified, and the largest distance difference from the first version.
 
 --synthetic NxD builds N training and --queries Q query points: for D = 784, MNIST images shifted by up
 to 2 pixels plus pixel noise (training points from the 1,000 training images, queries from the other
@@ -127,6 +133,55 @@ def clarabel_solve(train: np.ndarray, x: np.ndarray, tol: float, gram=None):
     return upper, lower, seconds, str(sol.status)
 
 
+def load_engine(ref: str):
+    """gisweep.hull as of git commit `ref` (`work`: the working tree's file), as a separate module."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.join(root, "src", "gisweep", "hull.py")
+    if ref != "work":
+        text = subprocess.run(["git", "-C", root, "show", f"{ref}:src/gisweep/hull.py"], check=True,
+                              capture_output=True, text=True).stdout
+        path = os.path.join(tempfile.mkdtemp(prefix="hull_ab_"), f"hull_{ref}.py")
+        with open(path, "w") as f:
+            f.write(text)
+    spec = importlib.util.spec_from_file_location(f"hull_ab_{ref}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_ab(refs: list[str], repeats: int, train, queries, tol: float, device: str, dtype) -> int:
+    """Alternating runs of several engine versions on one problem (see --ab)."""
+    engines = [(r, load_engine(r)) for r in refs]
+    for _, m in engines:  # warm-up
+        m.hull_distance(train[:50], queries[:8], device=device, dtype=dtype, progress=False)
+    first = None
+    times: dict[str, list[float]] = {r: [] for r in refs}
+    for rep in range(repeats):
+        for ref, m in engines:
+            rate = matmul_rate(pick_device(device).type, torch.float64, seconds=0.5)
+            t0 = time.perf_counter()
+            res = m.hull_distance(train, queries, tol=tol, device=device, dtype=dtype, progress=False)
+            sec = time.perf_counter() - t0
+            share = len(queries) / sec / (rate / (2 * train.shape[0] * train.shape[1]))
+            times[ref].append(sec)
+            d = res.distance.double()
+            first = d if first is None else first
+            gap = float((res.distance - res.lower).max())
+            passes = res.stats.get("passes", "?") if hasattr(res, "stats") else "?"
+            print(f"ab run {rep + 1} {ref:>10}: {sec:7.2f} s, {share:.1%} of the one-pass bound at "
+                  f"{rate / 1e9:.1f} GFLOP/s, {passes} passes, load {os.getloadavg()[0]:.2f}, certified "
+                  f"{bool(res.certified.all())}, max gap {gap:.2e}, max |d - d_{refs[0]}| "
+                  f"{float((d - first).abs().max()):.2e}", flush=True)
+    for ref in refs:
+        print(f"ab {ref:>10}: best {min(times[ref]):.2f} s, median {float(np.median(times[ref])):.2f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="auto")
@@ -142,6 +197,8 @@ def main(argv=None) -> int:
     ap.add_argument("--clarabel-max-train", type=int, default=5000)
     ap.add_argument("--memory-mb", type=float, default=None,
                     help="working memory (default: 1 GiB on CPU, 40%% of the free GPU memory on CUDA)")
+    ap.add_argument("--ab", default=None, metavar="REF,REF", help="compare engine versions (git refs, `work`)")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating rounds of --ab")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads:
@@ -166,6 +223,9 @@ def main(argv=None) -> int:
     print(f"problem: {label}: {N} training x {Q} query points, D = {D}; tol = {args.tol:g}, dtype {args.dtype}")
     print(f"machine: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, load average "
           f"{load[0]:.2f} (other processes on the machine slow every timing below)")
+
+    if args.ab:
+        return run_ab(args.ab.split(","), args.repeats, train, queries, args.tol, args.device, dtype)
 
     # batched engine (a small warm-up first, so one-time initialisation is not timed)
     hull_distance(train[:50], queries[:8], device=args.device, dtype=dtype, progress=False)

@@ -433,6 +433,33 @@ def test_hull_diameter_matches_brute_force():
     assert pdist(train).max() == pytest.approx(diam, rel=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["random", "clustered", "duplicates", "collinear", "one", "two", "equal",
+                                  "ties", "wide"])
+@pytest.mark.parametrize("memory_mb", [0.01, None])
+def test_hull_diameter_exact_on_adversarial_sets(kind, memory_mb):
+    """The pruned scan against all pairs: random and clustered sets, duplicated rows, collinear rows,
+    N = 1, N = 2, all rows equal, many tied farthest pairs, and D much larger than N."""
+    rng = np.random.default_rng(41)
+    sets = {
+        "random": lambda: rng.normal(size=(300, 7)),
+        "clustered": lambda: np.repeat(rng.normal(size=(6, 40)) * 5, 50, axis=0) + rng.normal(size=(300, 40)),
+        "duplicates": lambda: np.repeat(rng.normal(size=(30, 5)), 7, axis=0),
+        "collinear": lambda: 1.0 + np.outer(rng.uniform(-1, 1, 200), rng.normal(size=9)),
+        "one": lambda: rng.normal(size=(1, 4)),
+        "two": lambda: rng.normal(size=(2, 4)),
+        "equal": lambda: np.full((50, 3), 2.5),
+        "ties": lambda: np.concatenate([np.tile([[1.0, 0.0]], (40, 1)), np.tile([[-1.0, 0.0]], (40, 1)),
+                                        rng.uniform(-0.5, 0.5, size=(100, 2))]),
+        "wide": lambda: rng.normal(size=(40, 500)),
+    }
+    train = sets[kind]()
+    diam, i, j = hull_diameter(train, device="cpu", memory_mb=memory_mb)
+    truth = pdist(train).max() if len(train) > 1 else 0.0
+    assert diam == pytest.approx(truth, rel=1e-13, abs=1e-300)
+    assert 0 <= i <= j < len(train)
+    assert np.linalg.norm(train[i] - train[j]) == pytest.approx(diam, rel=1e-13, abs=1e-300)
+
+
 def test_nearest_neighbor_distance_matches_cdist():
     rng = np.random.default_rng(13)
     train, queries = rng.normal(size=(100, 12)), rng.normal(size=(30, 12))
@@ -512,8 +539,85 @@ def test_bounded_memory_budget_is_kept_and_results_agree():
     np.testing.assert_allclose(small.distance.numpy(), big.distance.numpy(), rtol=2 * TOL)
 
 
+# The engine's paths, forced by its size thresholds: the dense Gram path (small N), the streamed path in
+# float64, the streamed path with float32 products and float64 recheck, and the same with a one-row
+# recheck, so that the float32 margin blocks certificates and the float64 re-pass decides them.
+PATHS = {
+    "dense": dict(DENSE_MAX_N=10**9, LOW_PRECISION_MIN_N=10**9),
+    "streamed": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=10**9),
+    "streamed_f32": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1, LOW_PRECISION_DEVICES=("cpu", "cuda")),
+    "f32_fallback": dict(DENSE_MAX_N=0, LOW_PRECISION_MIN_N=1, LOW_PRECISION_DEVICES=("cpu", "cuda"), RECHECK=1),
+}
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request, monkeypatch):
+    import gisweep.hull as engine
+
+    for name, value in PATHS[request.param].items():
+        monkeypatch.setattr(engine, name, value)
+    return request.param
+
+
+def test_paths_match_clarabel(path):
+    rng = np.random.default_rng(31)
+    train = rng.normal(size=(90, 25)) * rng.uniform(0.5, 2, size=25)
+    queries = np.concatenate([rng.normal(size=(12, 25)) * 2, rng.dirichlet(np.ones(90), size=3) @ train])
+    res = hull(train, queries)
+    assert res.stats["path"] == {"dense": "dense", "streamed": "streamed"}.get(path, "streamed-f32")
+    if path == "f32_fallback":
+        assert res.stats["exact_rechecks"] > 0
+    check_result(train, queries, res)
+
+
+def test_paths_agree_within_the_certificate(mnist):
+    """The same problem by every path: each certified interval holds the other paths' distances."""
+    X, _ = mnist
+    train, queries = X[:1500], X[4000:4060]
+    import gisweep.hull as engine
+
+    results = {}
+    for name, knobs in PATHS.items():
+        saved = {k: getattr(engine, k) for k in knobs}
+        try:
+            for k, v in knobs.items():
+                setattr(engine, k, v)
+            results[name] = hull(train, queries)
+        finally:
+            for k, v in saved.items():
+                setattr(engine, k, v)
+    eps = 1e-12 * np.linalg.norm(train, axis=1).max()
+    for a in results.values():
+        assert bool(a.certified.all())
+        for b in results.values():
+            assert np.all(a.lower.numpy() <= b.distance.numpy() + eps)
+
+
+def test_inside_on_a_face_at_a_vertex_and_outside(path):
+    """The unit cube's vertices (D = 6): its centre (inside), a face centre, a vertex, and points outside a
+    face, an edge and a vertex with known distances."""
+    import itertools
+
+    D = 6
+    train = np.array(list(itertools.product([0.0, 1.0], repeat=D)))  # 64 vertices
+    e0 = np.eye(D)[0]
+    queries = np.stack([
+        np.full(D, 0.5),  # inside
+        np.r_[1.0, np.full(D - 1, 0.5)],  # the centre of a face
+        train[5],  # a vertex
+        np.full(D, 0.5) + 0.7 * e0,  # 0.2 outside a face
+        np.r_[1.3, 1.4, np.full(D - 2, 0.5)],  # outside an edge: sqrt(0.3^2 + 0.4^2) = 0.5
+        np.full(D, 1.1),  # outside a vertex: 0.1 sqrt(D)
+    ])
+    res = hull(train, queries)
+    assert bool(res.certified.all())
+    assert res.inside.numpy().tolist() == [True, True, True, False, False, False]
+    np.testing.assert_allclose(res.distance.numpy()[3:], [0.2, 0.5, 0.1 * np.sqrt(D)], rtol=2 * TOL)
+    check_result(train, queries, res)
+
+
 @pytest.mark.parametrize("memory_mb", [None, 0.5])
-def test_adversarial_cases_match_clarabel(memory_mb):
+def test_adversarial_cases_match_clarabel(memory_mb, path):
     """Duplicates, queries inside, on a face, on an edge's line, beyond a vertex; collinear and coplanar
     training points; both with the default budget and with one forcing small blocks and eviction."""
     rng = np.random.default_rng(23)

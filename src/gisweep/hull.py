@@ -22,6 +22,14 @@ Method: screening plus Wolfe's nearest-point algorithm on a working set, certifi
      is a lower bound and ||g|| (attained by lambda) an upper bound; a query leaves when they agree to
      `tol` (see below). Otherwise the pass's most violating rows join its candidates (the pass also
      refreshes h on the candidates from the primal g) and steps 2-3 repeat.
+Paths. Small training sets (N <= DENSE_MAX_N, the [N, N] Gram within a quarter of the budget) take a
+dense path instead: every round prices all N rows in the primal, so each round is also a certificate,
+and Wolfe's minor cycles read their Gram blocks from the full Gram matrix (few, cheap rounds). On the
+device types in LOW_PRECISION_DEVICES (none by default) and from LOW_PRECISION_MIN_N rows, a float64
+solve streams float32 products in its passes: each
+query's largest float32 values are recomputed in float64, every other row is bounded by the smallest
+kept value plus the float32 error bound (gamma_D ||g|| R), so the lower bound stays rigorous; where
+that margin alone blocks a certificate, a float64 pass decides.
 Passes serve all remaining queries of a chunk at once (one GEMM per training block); restricted solves
 run in sub-batches sized so that the [b, K+1, K+1] Newton systems and the [b, k, k] candidate Gram
 blocks stay within the budget; non-support candidates beyond what fits are evicted (least violating
@@ -64,6 +72,13 @@ SCREEN_K = 48  # candidates per query from the screening pass (nearest rows)
 PASS_ADD = 48  # most violating rows a certification pass adds to a query's candidates
 RESTRICTED_ROUNDS = 100  # restricted rounds between two passes, at most
 KEEP_WIDTH = 64  # candidates kept across a pass, at least (support and new violators always stay)
+RECHECK = 64  # rows per query that a float32 pass recomputes in float64 (its largest values)
+DENSE_MAX_N = 3000  # up to this training size (and an [N, N] Gram within a quarter of the budget): dense path
+LOW_PRECISION_MIN_N = 16384  # float32 streamed passes (float64 recheck) from this training size on
+# ... and on these device types only. None by default: on the 2-core CPU measured here the float64
+# recheck's gathers cost what the float32 products save (A/B at 60,000 x 784 and 50,000 x 3,072: no
+# faster); on GPUs it is not measured yet ("cuda" here turns it on there)
+LOW_PRECISION_DEVICES: tuple[str, ...] = ()
 
 
 @dataclass
@@ -219,19 +234,56 @@ def _minor_cycles(gss, rhs, lam, used, reg: float, beta: float, max_steps: int):
 # ----------------------------------------------------------------------------- streamed passes
 
 
-def _screen(X, sq, x, k: int, block: int, mem: _Memory):
+@dataclass
+class _Train:
+    """The centred training rows as the passes read them.
+
+    X [N, D] in the working dtype and sq [N] = ||X_i||^2; X32 [N, D] a float32 copy (or None) for the
+    streamed products of a float64 solve, with err_coef: for every row, |fl32(<g, X_i>) - <g, X_i>|
+    <= err_coef * ||g|| * radius (the float32 rounding of g, X_i and of a length-D dot product, summed
+    in any order: gamma_D (1 + u)^2 + 2 u + u^2 with u = 2^-24, plus a 1% margin).
+    """
+
+    X: torch.Tensor
+    sq: torch.Tensor
+    radius: float
+    X32: torch.Tensor | None = None
+    err_coef: float = 0.0
+
+    @classmethod
+    def build(cls, X, low_precision: bool):
+        sq = (X * X).sum(1)
+        radius = float(sq.max().sqrt())
+        t = cls(X, sq, radius)
+        if low_precision and X.dtype == torch.float64 and radius < 1e15:
+            t.X32 = X.to(torch.float32)
+            u, D = 2.0**-24, X.shape[1]
+            gamma = D * u / (1 - D * u)
+            t.err_coef = 1.01 * (gamma * (1 + u) ** 2 + 2 * u + u * u)
+        return t
+
+    def stream(self, x):
+        """(matrix, queries) for the streamed products: float32 when X32 exists."""
+        return (self.X32, x.to(torch.float32)) if self.X32 is not None else (self.X, x)
+
+
+def _screen(T: _Train, x, k: int, block: int, mem: _Memory):
     """The k nearest training rows of each query, by one streamed pass (Gram expansion).
 
-    X [N, D], sq [N] = ||X_i||^2, x [b, D] -> cand [b, k] int64, nearest first (the first 4 re-ranked by
-    their distances computed directly, no cancellation), and their exact distances d0 [b] to cand[:, 0].
+    x [b, D] -> cand [b, k] int64, nearest first (the first 4 re-ranked by their distances computed
+    directly in the working dtype, no cancellation), and their exact distances d0 [b] to cand[:, 0].
+    The pass may run in float32 (T.X32): it only chooses candidates; every distance is recomputed.
     """
+    X = T.X
     N = X.shape[0]
     b = x.shape[0]
-    best_v = torch.empty(b, 0, dtype=x.dtype, device=x.device)
+    Xs, xs = T.stream(x)
+    sq = T.sq.to(Xs.dtype)
+    best_v = torch.empty(b, 0, dtype=xs.dtype, device=x.device)
     best_i = torch.empty(b, 0, dtype=torch.int64, device=x.device)
     for s0 in range(0, N, block):
         s1 = min(s0 + block, N)
-        approx = torch.addmm(sq[s0:s1].unsqueeze(0), x, X[s0:s1].T, alpha=-2)  # [b, nb] ||x - X_i||^2 - ||x||^2
+        approx = torch.addmm(sq[s0:s1].unsqueeze(0), xs, Xs[s0:s1].T, alpha=-2)  # ||x - X_i||^2 - ||x||^2
         mem.note(approx, approx, best_v, best_i)
         blk = approx.topk(min(k, s1 - s0), dim=1, largest=False)  # the block's best, then a small merge
         vals = torch.cat([best_v, blk.values], 1)
@@ -244,6 +296,55 @@ def _screen(X, sq, x, k: int, block: int, mem: _Memory):
                        torch.arange(head, best_i.shape[1], device=x.device).expand(b, -1)], 1)
     cand = best_i.gather(1, order)
     return cand, exact.min(1).values.sqrt()
+
+
+def _gathered_dots(X, idx, g, sub: int):
+    """<g_b, X_idx[b, j]> [b, m] in the working dtype, from gathered rows in sub-batches of queries."""
+    out = torch.empty(idx.shape, dtype=g.dtype, device=g.device)
+    for s in range(0, idx.shape[0], sub):
+        out[s : s + sub] = (X[idx[s : s + sub].clamp_min(0)] @ g[s : s + sub].unsqueeze(2)).squeeze(2)
+    return out
+
+
+def _price_low(T: _Train, g, gp, cand, valid, m: int, recheck: int, block: int, sub: int, mem: _Memory):
+    """A certification pass with float32 streamed products and a float64 recheck, for a batch.
+
+    Same returns as _price, plus loose [b] bool. The pass keeps each query's `recheck` largest float32
+    values <g, X_i> outside its candidates; those rows and the candidates are recomputed in float64.
+    Every other row's float32 value is at most the smallest kept one, and the float32 error is at most
+    err = err_coef ||g|| R, so max_i <g, X_i> <= max(float64 values, smallest kept + err): a rigorous
+    bound. loose marks the queries where the second term decides it (a float64 pass may do better).
+    """
+    X32 = T.X32
+    N = X32.shape[0]
+    b, k = cand.shape
+    dev = g.device
+    g32 = g.to(torch.float32)
+    top_v = torch.empty(b, 0, dtype=torch.float32, device=dev)
+    top_i = torch.empty(b, 0, dtype=torch.int64, device=dev)
+    for s0 in range(0, N, block):
+        s1 = min(s0 + block, N)
+        nb = s1 - s0
+        V = g32 @ X32[s0:s1].T  # [b, nb]
+        local = cand - s0
+        here = valid & (local >= 0) & (local < nb)
+        spot = torch.where(here, local, nb)
+        taken = torch.zeros(b, nb + 1, dtype=torch.bool, device=dev).scatter_(1, spot, True)[:, :nb]
+        V.masked_fill_(taken, -math.inf)  # candidates are recomputed in float64 below
+        mem.note(V, taken, top_v, top_i)
+        blk = V.topk(min(recheck, nb), dim=1)
+        vals = torch.cat([top_v, blk.values], 1)
+        idx = torch.cat([top_i, blk.indices + s0], 1)
+        top = vals.topk(min(recheck, vals.shape[1]), dim=1)
+        top_v, top_i = top.values, idx.gather(1, top.indices)
+    err = T.err_coef * g.norm(dim=1) * T.radius * (1 + 1e-12)  # [b]
+    rest = top_v[:, -1].to(g.dtype) + err  # bound on every row not kept (-inf: all were kept)
+    v64 = torch.where(top_v > -math.inf, _gathered_dots(T.X, top_i, g, sub), -math.inf)  # [b, M]
+    h = torch.where(valid, _gathered_dots(T.X, cand, g, sub), 0)
+    exact_max = torch.maximum(v64.max(1).values, torch.where(valid, h, -math.inf).max(1).values)
+    vmax = torch.maximum(exact_max, rest)
+    order = v64.topk(min(m, v64.shape[1]), dim=1)
+    return vmax - gp, order.values - gp.unsqueeze(1), top_i.gather(1, order.indices), h, rest > exact_max
 
 
 def _price(X, g, gp, cand, valid, m: int, block: int, mem: _Memory):
@@ -462,8 +563,10 @@ def hull_distance(
     centre = X.mean(0, keepdim=True)  # [1, D]
     X = X - centre
     Xq = Xq - centre
-    sq = (X * X).sum(1)  # [N]
-    radius = float(sq.max().sqrt())  # R, the data scale
+    low = (dev.type in LOW_PRECISION_DEVICES and N >= LOW_PRECISION_MIN_N
+           and torch.get_float32_matmul_precision() == "highest")
+    T = _Train.build(X, low_precision=low)
+    radius = T.radius  # R, the data scale
     unit = torch.finfo(dtype).eps / 2
     if abs_tol is None:
         abs_tol = 1e-7 if dtype == torch.float64 else 1e-3
@@ -474,10 +577,16 @@ def hull_distance(
 
     itemsize = torch.finfo(dtype).bits // 8
     mem = _Memory(_memory_budget(memory_mb, dev))
+    dense = N <= DENSE_MAX_N and N * N * itemsize <= mem.budget / 4
     k_est = min(N, SCREEN_K + 4 * PASS_ADD)  # candidates a query typically holds
-    if chunk_size is None:  # persistent state (Gram blocks, candidate vectors, query vectors) per query
+    if chunk_size is None and dense:  # [B, N] weights and violations, the query vectors, the supports
+        chunk_size = mem.fit(itemsize * (4 * N + 4 * D + 2 * 64 * 64), share=0.75)
+    elif chunk_size is None:  # persistent state (Gram blocks, candidate vectors, query vectors) per query
         chunk_size = mem.fit(itemsize * (k_est * k_est + 8 * k_est + 8 * D), share=0.5)
     chunk_size = min(chunk_size, Q)
+    gram = T.X @ T.X.T if dense else None  # [N, N]
+    if dense:
+        mem.note(gram)
 
     out_d = torch.empty(Q, dtype=dtype)
     out_lo = torch.empty(Q, dtype=dtype)
@@ -486,17 +595,19 @@ def hull_distance(
     out_w: list[torch.Tensor] = []
     log = Progress(label="hull_distance", enabled=progress)
     starts = list(range(0, Q, chunk_size))
-    passes, hopeless = 0, 0
+    passes, hopeless, exact_passes = 0, 0, 0
     for c, s0 in enumerate(starts):
         s1 = min(s0 + chunk_size, Q)
-        d, lo, it, idx, w, n_pass, n_hopeless = _solve_chunk(
-            X, sq, Xq[s0:s1], tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem,
-            lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}"),
-        )
+        note = lambda msg, c=c: log.note(lambda: f"chunk {c + 1}/{len(starts)}, {msg()}")  # noqa: E731
+        if dense:
+            out = _solve_dense(T, gram, Xq[s0:s1], tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, note)
+        else:
+            out = _solve_chunk(T, Xq[s0:s1], tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, note)
+        d, lo, it, idx, w, n_pass, n_hopeless, n_exact = out
         out_d[s0:s1], out_lo[s0:s1], out_it[s0:s1] = d.cpu(), lo.cpu(), it.cpu()
         out_idx.append(idx.cpu())
         out_w.append(w.cpu())
-        passes, hopeless = passes + n_pass, hopeless + n_hopeless
+        passes, hopeless, exact_passes = passes + n_pass, hopeless + n_hopeless, exact_passes + n_exact
     if hopeless:
         warnings.warn(
             f"hull_distance: {hopeless} of {Q} queries cannot be certified to tol={tol:g} / atol={atol:.3g} in "
@@ -521,15 +632,17 @@ def hull_distance(
     inside = out_d <= atol
     certified = out_d - out_lo <= torch.clamp(tol * out_d, min=atol)
     stats = {"peak_bytes": mem.peak, "budget_bytes": mem.budget, "passes": passes, "chunk_size": chunk_size,
-             "hopeless": hopeless}
+             "hopeless": hopeless, "path": "dense" if dense else ("streamed-f32" if T.X32 is not None else "streamed"),
+             "exact_rechecks": exact_passes}
     return HullResult(out_d, out_lo, certified, inside, out_it, sup_idx, sup_w, sizes, tol, atol, stats)
 
 
-def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_iter, mem, log):
-    """All queries of one chunk. X [N, D] centred train, sq [N] its squared norms, x [B, D] centred queries.
+def _solve_chunk(T, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, log):
+    """All queries of one chunk. T the centred training rows (_Train), x [B, D] centred queries.
 
     Returns distance [B], lower [B], iterations [B], support idx [B, K], weights [B, K], passes, hopeless.
     """
+    X, radius = T.X, T.radius
     N, D = X.shape
     B = x.shape[0]
     dev, dt = x.device, x.dtype
@@ -544,7 +657,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
 
     # 1. screening: nearest rows are the first candidates; the nearest is the starting point
     k = min(N, SCREEN_K)
-    cand, d_nn = _screen(X, sq, x, k, block_rows(B), mem)  # [B, k], [B]
+    cand, d_nn = _screen(T, x, k, block_rows(B), mem)  # [B, k], [B]
     valid = torch.ones(B, k, dtype=torch.bool, device=dev)
     lam = torch.zeros(B, k, dtype=dt, device=dev)
     lam[:, 0] = 1
@@ -574,7 +687,7 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
     gg = (g0 * g0).sum(1)
     refine = torch.zeros(B, dtype=torch.bool, device=dev)  # certified to atol only: refine, pass again
     retries = torch.zeros(B, dtype=torch.int64, device=dev)
-    n_pass = 0
+    n_pass, n_exact = 0, 0
     while True:
         # 2. restricted solve on the candidates (the last allowed round is kept for the pass)
         budget_r = torch.where(hopeless[rows], 0, (max_iter - 1 - it).clamp(0, RESTRICTED_ROUNDS))
@@ -594,13 +707,19 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
         sub = sub_rows(rows.numel(), int(used.sum(1).max()))
         mem.note(gram, h, lam, cand, x, extra=item * sub * int(used.sum(1).max()) * D)
         g, gg, gp = _primal(X, x[rows], cand, lam, used, sub)
-        vmax, top_v, top_i, h = _price(X, g, gp, cand, valid, PASS_ADD, block_rows(rows.numel()), mem)
+        dist = gg.sqrt()
+
+        def bound(vmax):  # the hyperplane's lower bound and the gap it leaves
+            lower = torch.where(dist > 0, (gg - vmax.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny)
+                                - slack[rows], 0).clamp_min(0)
+            return lower, dist - lower
+
+        vmax, top_v, top_i, h, n64 = _certify(T, g, gp, cand, valid, dist, tol, atol, bound, block_rows,
+                                              lambda w: sub_rows(rows.numel(), w), mem)
+        lower, gap = bound(vmax)
+        n_exact += n64
         it += 1
         n_pass += 1
-        dist = gg.sqrt()
-        lower = torch.where(dist > 0, (gg - vmax.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny) - slack[rows], 0)
-        lower = lower.clamp_min(0)
-        gap = dist - lower
         # certified to atol but not to tol, where tol looks reachable (tol d^2 above the Gram rounding):
         # up to two refinement passes more (a Newton step from the primal gradient), as the old engine's
         # every round was; the certificate rule itself is unchanged
@@ -643,7 +762,156 @@ def _solve_chunk(X, sq, x, tol, atol, radius, unit, reg_rel, max_iter, add_per_i
     for fin, i, w in res_idx:
         out_idx[fin, : i.shape[1]] = i
         out_w[fin, : w.shape[1]] = w
-    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum())
+    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum()), n_exact
+
+
+def _certify(T, g, gp, cand, valid, dist, tol, atol, bound, block_rows, sub_for, mem):
+    """The certification pass of a batch: float32 products with a float64 recheck (T.X32), and a float64
+    pass for the rows where the float32 margin alone blocks the certificate; float64 throughout without
+    T.X32. Returns vmax [b], top_v / top_i [b, m], h [b, k] as _price does, and the float64 re-passes."""
+    X = T.X
+    m = min(PASS_ADD, X.shape[0])
+    if T.X32 is None:
+        return (*_price(X, g, gp, cand, valid, m, block_rows(g.shape[0]), mem), 0)
+    vmax, top_v, top_i, h, loose = _price_low(T, g, gp, cand, valid, m, RECHECK, block_rows(g.shape[0]),
+                                              sub_for(max(RECHECK, cand.shape[1])), mem)
+    top_v, top_i = _fit_width(top_v, m, -math.inf), _fit_width(top_i, m, 0)
+    _, gap = bound(vmax)
+    redo = (loose & (gap > torch.clamp(tol * dist, min=atol))).nonzero().squeeze(1)
+    if redo.numel():
+        r64 = _price(X, g[redo], gp[redo], cand[redo], valid[redo], m, block_rows(redo.numel()), mem)
+        vmax[redo], h[redo] = r64[0], r64[3]
+        top_v[redo], top_i[redo] = _fit_width(r64[1], m, -math.inf), _fit_width(r64[2], m, 0)
+    return vmax, top_v, top_i, h, int(redo.numel())
+
+
+def _fit_width(t, width: int, fill):
+    """t [b, m] cut or padded (with fill) to [b, width]."""
+    if t.shape[1] >= width:
+        return t[:, :width]
+    return torch.cat([t, torch.full((t.shape[0], width - t.shape[1]), fill, dtype=t.dtype, device=t.device)], 1)
+
+
+# ----------------------------------------------------------------------------- dense path (small N)
+
+
+def _dense_price(X, idx, lam, x):
+    """Primal point and violations over all N rows: gg [B] = ||g||^2, viol [B, N] = <g, X_i - p>."""
+    weights = torch.zeros(x.shape[0], X.shape[0], dtype=x.dtype, device=x.device)
+    weights.scatter_add_(1, idx, lam)  # [B, N] dense lambda (unused slots carry weight 0)
+    g = x - weights @ X  # [B, D], formed in the primal
+    p = x - g
+    return (g * g).sum(1), g @ X.T - (g * p).sum(1, keepdim=True)
+
+
+def _add_points(idx, lam, used, cand, ok):
+    """Put rows cand [B, m] (where ok, a prefix of each row) into free slots, growing K if needed.
+
+    Returns (idx, lam, used, new) with new [B, K] marking the slots just filled.
+    """
+    B, K = idx.shape
+    need = int((used.sum(1) + ok.sum(1)).max())
+    if need > K:
+        pad = need - K
+        idx = torch.cat([idx, idx.new_zeros(B, pad)], 1)
+        lam = torch.cat([lam, lam.new_zeros(B, pad)], 1)
+        used = torch.cat([used, used.new_zeros(B, pad)], 1)
+    free_first = torch.argsort(used.to(torch.int8), dim=1, stable=True)[:, : cand.shape[1]]  # [B, m]
+    idx = idx.scatter(1, free_first, torch.where(ok, cand, idx.gather(1, free_first)))
+    new = torch.zeros_like(used).scatter(1, free_first, ok)
+    return idx, lam, used | new, new
+
+
+@dataclass
+class _DenseState:
+    """The rows of a dense chunk still being solved: supports (idx, lam, used [b, K]), chunk rows [b]."""
+
+    rows: torch.Tensor
+    idx: torch.Tensor
+    lam: torch.Tensor
+    used: torch.Tensor
+    stalled: torch.Tensor  # [b] the last round gained nothing: add one point (Wolfe's step)
+
+    def keep(self, keep):
+        return _DenseState(self.rows[keep], self.idx[keep], self.lam[keep], self.used[keep], self.stalled[keep])
+
+    def grow(self, viol, add_per_iter: int):
+        """The most violating rows outside the support join it (up to max(add_per_iter, |S| / 2))."""
+        N = viol.shape[1]
+        in_support = torch.zeros_like(viol).scatter_add_(1, self.idx, self.used.to(viol.dtype)) > 0
+        outside = viol.masked_fill(in_support, -math.inf)
+        per_row = torch.clamp((self.used.sum(1) * ADD_GROWTH).long(), min=add_per_iter)
+        per_row = torch.where(self.stalled, 1, per_row)
+        m = min(int(per_row.max()), N)
+        top_v, top_i = outside.topk(m, dim=1)
+        ok = (top_v > 0) & (torch.arange(m, device=viol.device) < per_row.unsqueeze(1))
+        self.idx, self.lam, self.used, new = _add_points(self.idx, self.lam, self.used, top_i, ok)
+        return ok, new
+
+    def step(self, gram, viol, reg: float, beta: float):
+        """Wolfe's minor cycles on the support from the primal gradient (the Gram entries are exact rows)."""
+        gss = gram[self.idx.unsqueeze(2), self.idx.unsqueeze(1)]  # [b, K, K]
+        self.lam, self.used = _minor_cycles(gss, viol.gather(1, self.idx), self.lam, self.used, reg, beta,
+                                            max_steps=self.idx.shape[1] + 2)
+
+    def pack(self, new, ok, width: int):
+        """Support slots first, padding trimmed to width; records which rows stalled."""
+        order = torch.argsort((~self.used).to(torch.int8), dim=1, stable=True)
+        self.idx, self.lam, self.used, new = (t.gather(1, order)[:, :width] for t in
+                                              (self.idx, self.lam, self.used, new))
+        self.stalled = ok.any(1) & ~(new & self.used & (self.lam > 0)).any(1)
+
+
+def _solve_dense(T: _Train, gram, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, log):
+    """All queries of one chunk with the [N, N] Gram matrix at hand (small N): every round prices all N
+    rows in the primal (one [B, N] product each way), so a round is also a certification; Wolfe's
+    minor cycles run on the support. Same returns as _solve_chunk."""
+    X = T.X
+    N, D = X.shape
+    B = x.shape[0]
+    dev, dt = x.device, x.dtype
+    slack = 2 * (D + 2) * unit * (x.norm(dim=1) + T.radius)  # [B]
+    scale2 = T.radius**2 if T.radius > 0 else 1.0
+    K0 = min(N, max(16, 2 * add_per_iter))
+    cand, _ = _screen(T, x, min(N, 4), max(4, mem.fit(8 * 4 * B, share=0.25)), mem)
+    st = _DenseState(torch.arange(B, device=dev), torch.zeros(B, K0, dtype=torch.int64, device=dev),
+                     torch.zeros(B, K0, dtype=dt, device=dev), torch.zeros(B, K0, dtype=torch.bool, device=dev),
+                     torch.zeros(B, dtype=torch.bool, device=dev))
+    st.idx[:, 0], st.lam[:, 0], st.used[:, 0] = cand[:, 0], 1, True
+    res_d = torch.zeros(B, dtype=dt, device=dev)
+    res_lo = torch.zeros(B, dtype=dt, device=dev)
+    res_it = torch.full((B,), max_iter, dtype=torch.int64, device=dev)
+    res_idx = []
+    hopeless = torch.zeros(B, dtype=torch.bool, device=dev)
+    for it in range(1, max_iter + 1):
+        gg, viol = _dense_price(X, st.idx, st.lam, x[st.rows])  # [b], [b, N]
+        mem.note(viol, viol, gram)
+        dist = gg.sqrt()
+        lower = torch.where(dist > 0, (gg - viol.max(1).values.clamp_min(0)) / dist.clamp_min(torch.finfo(dt).tiny)
+                            - slack[st.rows], 0).clamp_min(0)
+        allowed = torch.clamp(tol * dist, min=atol)
+        if it == 1:  # at the nearest training point: the rounding allowance alone may exceed the gap
+            hopeless = (slack > allowed) & (dist > atol)
+        done = (dist - lower <= allowed) | (it == max_iter) | hopeless[st.rows]
+        if done.any():
+            fin = st.rows[done]
+            res_d[fin], res_lo[fin], res_it[fin] = dist[done], lower[done], it
+            res_idx.append((fin, st.idx[done], torch.where(st.used[done], st.lam[done], 0)))
+        keep = ~done
+        if not keep.any():
+            break
+        st, viol = st.keep(keep), viol[keep]
+        log(lambda: f"round {it}: {st.rows.numel()}/{B} queries not yet certified")
+        ok, new = st.grow(viol, add_per_iter)
+        st.step(gram, viol, reg_rel * scale2, scale2)
+        st.pack(new, ok, min(N, max(int(st.used.sum(1).max()) + add_per_iter, K0)))
+    width = max(t[1].shape[1] for t in res_idx)
+    out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)
+    out_w = torch.zeros(B, width, dtype=dt, device=dev)
+    for fin, i, w in res_idx:
+        out_idx[fin, : i.shape[1]] = i
+        out_w[fin, : w.shape[1]] = w
+    return res_d, res_lo, res_it, out_idx, out_w, it, int(hopeless.sum()), 0
 
 
 def _nearest_rows(X, x, candidates: int = 4, mem: _Memory | None = None):
@@ -653,7 +921,7 @@ def _nearest_rows(X, x, candidates: int = 4, mem: _Memory | None = None):
     """
     mem = mem or _Memory(2.0**30)
     block = max(candidates, mem.fit(x.element_size() * 4 * x.shape[0], share=0.5))
-    cand, _ = _screen(X, (X * X).sum(1), x, min(candidates, X.shape[0]), block, mem)
+    cand, _ = _screen(_Train.build(X, low_precision=False), x, min(candidates, X.shape[0]), block, mem)
     return cand[:, 0]
 
 
@@ -682,32 +950,135 @@ def nearest_neighbor_distance(train, queries, device="auto", dtype: torch.dtype 
     return torch.cat(dist), torch.cat(index)
 
 
+def _principal_basis(X, k: int, gen_seed: int = 0):
+    """An orthonormal basis [D, k'] of (approximately) the top-k principal directions of the centred rows
+    X, by a randomized range finder with one power step (O(N D k)). Any orthonormal basis keeps the
+    diameter bound valid; a good one makes it tight."""
+    D = X.shape[1]
+    k = min(k, D, X.shape[0])
+    g = torch.Generator(device="cpu").manual_seed(gen_seed)
+    omega = torch.randn(D, k + 8, generator=g, dtype=X.dtype).to(X.device)
+    Y = X.T @ (X @ omega)  # [D, k + 8]: one power step in the row space
+    basis, _ = torch.linalg.qr(Y)
+    _, _, vh = torch.linalg.svd(X @ basis, full_matrices=False)
+    return (basis @ vh.T[:, :k]).contiguous()  # [D, k]
+
+
+class _Sorted:
+    """Rows of X in a given order without copying X: sorted[idx] = X[order[idx]]."""
+
+    def __init__(self, X, order):
+        self.X, self.order = X, order
+
+    def __getitem__(self, idx):
+        return self.X[self.order[idx]]
+
+
+class _Farthest:
+    """The best pair found so far, measured directly (no Gram cancellation)."""
+
+    def __init__(self, raw):
+        self.raw, self.d, self.i, self.j = raw, 0.0, 0, 0
+
+    def measure(self, ci, cj):
+        """Measure the pairs (ci, cj) [m] exactly; keep the largest."""
+        for s in range(0, ci.numel(), 4096):
+            a, b = ci[s : s + 4096], cj[s : s + 4096]
+            exact = (self.raw[a] - self.raw[b]).norm(dim=1)
+            best = int(exact.argmax())
+            if float(exact[best]) > self.d:
+                self.d, self.i, self.j = float(exact[best]), int(a[best]), int(b[best])
+
+
 @exact_matmul()
 def hull_diameter(train, device="auto", dtype: torch.dtype = torch.float64, memory_mb: float | None = None):
-    """Largest distance between two training rows (the diameter of their convex hull).
+    """Largest distance between two training rows (the diameter of their convex hull), exactly.
 
-    train [N, D] -> (diameter, i, j) with diameter = ||train_i - train_j|| computed directly.
-    Row blocks of the pairwise squared distances (Gram expansion) pick a few candidate pairs per block;
-    the candidates are then measured exactly.
+    train [N, D] -> (diameter, i, j) with diameter = ||train_i - train_j|| computed directly, i <= j.
+    A good pair first (iterated farthest points); then tiles of row pairs, rows sorted by their
+    distance r to the mean, skip everything that provably cannot beat it:
+      - a column range: ||X_i - X_j|| <= r_i + r_j, so row block I only needs columns with
+        r_j > best - max_I r (a prefix of the sorted order; the whole scan stops when it is empty);
+      - per tile, a projection bound: with A = X V (V an orthonormal [D, k] basis of the leading
+        principal directions) and s the residual norms, ||X_i - X_j||^2 <= ||A_i - A_j||^2 + (s_i + s_j)^2,
+        a [b, k] x [k, n] product; only rows and columns of the tile where it can beat the best pair
+        get the full [b', n'] Gram product.
+    Entries of the full product within its rounding allowance of the best are measured directly.
+    Memory: a few [b, n] tiles within memory_mb (default 1 GiB on CPU).
     """
     dev, dtype = pick_device(str(device)), pick_dtype(dtype)
     raw = _as_matrix(train, "train", dev, dtype)
+    N, D = raw.shape
     X = raw - raw.mean(0, keepdim=True)
-    N = X.shape[0]
+    best = _Farthest(raw)
     if N == 1:
         return 0.0, 0, 0
-    sq = (X * X).sum(1)  # [N]
+    sqX = (X * X).sum(1)
+    r = sqX.sqrt()  # [N]
+    a = int(r.argmax())
+    for _ in range(4):  # iterated farthest point: usually the diameter or close to it
+        b = int((sqX - 2 * (X @ X[a])).argmax())  # the farthest from row a (Gram expansion: a choice only)
+        best.measure(torch.tensor([a], device=dev), torch.tensor([b], device=dev))
+        if b == a:
+            break
+        a = b
+    u = torch.finfo(dtype).eps / 2
+    R = float(r.max())
+    if R == 0:
+        return 0.0, 0, 0
+    r_sorted, order = r.sort(descending=True)
     itemsize = torch.finfo(dtype).bits // 8
-    block = max(1, int(_memory_budget(memory_mb, dev) // (itemsize * 2 * N)))
-    cand_i, cand_j = [], []
-    for s in range(0, N, block):
-        d2 = sq[s : s + block].unsqueeze(1) + sq.unsqueeze(0) - 2 * (X[s : s + block] @ X.T)  # [b, N]
-        k = min(8, d2.numel())  # a few candidates: the expansion's rounding may reorder near-ties
-        top = d2.flatten().topk(k).indices
-        cand_i.append(top // N + s)
-        cand_j.append(top % N)
-    ci, cj = torch.cat(cand_i), torch.cat(cand_j)
-    exact = (raw[ci] - raw[cj]).norm(dim=1)
-    best = int(exact.argmax())
-    i, j = sorted((int(ci[best]), int(cj[best])))
-    return float(exact[best]), i, j
+    budget = _memory_budget(memory_mb, dev)
+    V = _principal_basis(X, 16)
+    A = torch.empty(N, V.shape[1], dtype=dtype, device=dev)
+    s_res = torch.empty(N, 1, dtype=dtype, device=dev)  # residual norms, computed directly
+    step = max(1, int(budget // (4 * itemsize * D)))
+    for s0 in range(0, N, step):
+        rows = X[order[s0 : s0 + step]]
+        A[s0 : s0 + step] = rows @ V
+        s_res[s0 : s0 + step, 0] = (rows - A[s0 : s0 + step] @ V.T).norm(dim=1)
+    # the projection bound ||A_i - A_j||^2 + (s_i + s_j)^2 as one product: left_i . right_j
+    u_sum = (A * A).sum(1, keepdim=True) + s_res**2
+    ones = torch.ones_like(u_sum)
+    left = torch.cat([A, s_res, u_sum, ones], 1)  # [N, k + 3]
+    right = torch.cat([-2 * A, 2 * s_res, ones, u_sum], 1)
+    sqX = sqX[order]
+    Xs = _Sorted(X, order)
+    # rounding allowances (relative to (2R)^2): the projection bound and the Gram expansion
+    slack_proj = 1e-9 * (2 * R) ** 2  # far above the rounding of A, s and the basis (~D u R^2)
+    slack_gram = 4 * (D + 2) * u * (2 * R) ** 2
+    tile = max(1, int(math.isqrt(max(1, int(budget // (itemsize * 6))))))
+    rows_b, cols_b = min(N, tile, 2048), min(N, max(tile, 1), 8192)
+    rs = r_sorted.cpu()
+    for i0 in range(0, N, rows_b):
+        i1 = min(i0 + rows_b, N)
+        # columns j >= i0 with r_j > best - r_i0 (sorted descending: a prefix)
+        limit = best.d - float(rs[i0])
+        c_end = int(torch.searchsorted(-rs, torch.tensor([-limit * (1 - 1e-9)], dtype=rs.dtype), right=False))
+        if c_end <= i0:
+            break
+        for j0 in range(i0, c_end, cols_b):
+            j1 = min(j0 + cols_b, c_end)
+            _diameter_tile(Xs, left, right, sqX, order, best, i0, i1, j0, j1, slack_proj, slack_gram)
+    i, j = sorted((best.i, best.j))
+    return best.d, i, j
+
+
+def _diameter_tile(Xs, left, right, sqX, order, best, i0, i1, j0, j1, slack_proj, slack_gram):
+    """Rows i0:i1 against columns j0:j1 (sorted order): the projection bound first, then the full Gram
+    product where it can beat the best pair, then direct measurement of the entries that might."""
+    live = left[i0:i1] @ right[j0:j1].T > best.d**2 - slack_proj  # [b, n] the projection bound
+    ri, cj = live.any(1).nonzero().squeeze(1), live.any(0).nonzero().squeeze(1)
+    if ri.numel() == 0:
+        return
+    ri, cj = ri + i0, cj + j0
+    d2 = sqX[ri, None] + sqX[None, cj] - 2 * (Xs[ri] @ Xs[cj].T)  # [b', n']
+    while True:
+        cand = (d2 > best.d**2 - slack_gram).nonzero()
+        if cand.shape[0] == 0:
+            return
+        if cand.shape[0] > 4096:  # many near-ties: the largest first, then the rest if still needed
+            vals = d2[cand[:, 0], cand[:, 1]]
+            cand = cand[vals.topk(4096).indices]
+        best.measure(order[ri[cand[:, 0]]], order[cj[cand[:, 1]]])
+        d2[cand[:, 0], cand[:, 1]] = -math.inf
