@@ -13,7 +13,8 @@ import torch
 from scipy.spatial.distance import cdist, pdist
 
 from gisweep import GisweepError
-from gisweep.hull import HullResult, hull_diameter, hull_distance, nearest_neighbor_distance
+from gisweep.hull import HullResult, hull_distance
+from gisweep.hull_geometry import hull_diameter, nearest_neighbor_distance
 
 clarabel = pytest.importorskip("clarabel")
 
@@ -369,9 +370,10 @@ def test_dtype_by_name_or_torch_dtype():
 def test_engines_run_without_tf32_and_restore_the_flags(monkeypatch):
     """Inside the engines TF32 is off (exact certificates on a GPU); the caller's settings come back."""
     import gisweep.hull as engine
+    import gisweep.hull_geometry as geometry
 
     seen = []
-    price, nearest = engine._price, engine._nearest_rows
+    price, nearest = engine._price, geometry._nearest_rows
 
     def spy(fn):
         def wrapped(*args, **kwargs):
@@ -380,7 +382,7 @@ def test_engines_run_without_tf32_and_restore_the_flags(monkeypatch):
         return wrapped
 
     monkeypatch.setattr(engine, "_price", spy(price))
-    monkeypatch.setattr(engine, "_nearest_rows", spy(nearest))
+    monkeypatch.setattr(geometry, "_nearest_rows", spy(nearest))
     rng = np.random.default_rng(13)
     train, queries = rng.normal(size=(30, 6)), rng.normal(size=(5, 6)) * 2
     before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32

@@ -48,7 +48,8 @@ import torch
 
 from gisweep import GisweepError
 from gisweep.data import load_table
-from gisweep.hull import hull_diameter, hull_distance, nearest_neighbor_distance
+from gisweep.hull import hull_distance
+from gisweep.hull_geometry import hull_diameter, nearest_neighbor_distance
 from gisweep.hull_summary import read_summary
 from gisweep.io import provenance, read_parquet, write_parquet
 from gisweep.runtime import pick_device, pick_dtype

@@ -58,7 +58,8 @@ def subsample(n_rows: int, size: int, seed: int) -> np.ndarray:
 def measure(train: np.ndarray, queries: np.ndarray, *, tol: float, max_iter: int, device, dtype,
             memory_mb: float | None) -> dict:
     """The statistics of one training subsample train [N, D] and the test queries [Q, D]."""
-    from gisweep.hull import hull_diameter, hull_distance, nearest_neighbor_distance
+    from gisweep.hull import hull_distance
+    from gisweep.hull_geometry import hull_diameter, nearest_neighbor_distance
     from gisweep.hull_stage import moments
 
     diameter, _, _ = hull_diameter(train, device=device, dtype=dtype, memory_mb=memory_mb)
