@@ -57,6 +57,19 @@ MOSTLY_INSIDE = 0.5
 """'No low dimensional manifold where most testing samples are included': in every learned space
 (ResNet features, MLP hidden layers) fewer than half of the test points are certified inside."""
 
+HIGH_DIM, HIGH_DIM_INSIDE, HIGH_DIM_LOOSE = 32, 0.01, 0.05
+"""Balestriero, Pesenti & LeCun (2021), 'in more than a few dozen dimensions a test point is (almost) never
+inside the training hull': per space of the dimension table, at every PCA dimension d >= 32 fewer than 1 %
+of the test points are certified inside, in every seed (the row's statistic: 1 - the largest inside
+fraction over those d, which must reach 0.99); loosely: fewer than 5 %."""
+
+LATENT_MAX_D = 8
+"""Bonnasse-Gahot (2022), 'most test points inside the hull in a trained low-dimensional latent space': at
+the largest measured d <= 8 of an MLP hidden layer's PCA reduction, the inside fraction is above
+MOSTLY_INSIDE (the direction rule, target 0.5)."""
+
+CROSSING_LEVELS = (0.5, 0.01)  # reported with the high-dimension rows: the d at which inside falls below these
+
 EXTRAPOLATION_SCALE = "log"
 """The N trend: log(mean distance / diameter) = a + b log N by least squares (a power law), per seed
 and over every (N, seed) (the sweep's own fit), then evaluated at the sweep's largest N."""
@@ -186,11 +199,67 @@ def trend(table: pd.DataFrame, stat: str = "rel_distance_mean"):
     return slopes, float(far.slope), values, float(far.value), n_far, ""
 
 
+def read_dimension(path) -> pd.DataFrame:
+    """The gathered table of gisweep.hull_dimension (results/tables/hull_dimension.csv)."""
+    need = ["space", "d", "seed", "inside"]
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise GisweepError(f"--dimension {path}: cannot read it ({e})") from None
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise GisweepError(f"--dimension {path}: missing columns {missing} (a hull-dimension-table CSV?)")
+    return table
+
+
+def crossings(rows: pd.DataFrame) -> str:
+    """'inside below 50 % from d = 8, below 1 % from d = 32' from the seed-mean inside fraction per d."""
+    by_d = rows.groupby("d")["inside"].mean()
+    parts = []
+    for level in CROSSING_LEVELS:
+        below = by_d[by_d < level]
+        parts.append(f"below {level:.0%} from d = {int(below.index.min())}" if len(below) else
+                     f"never below {level:.0%} up to d = {int(by_d.index.max())}")
+    return "seed-mean inside " + ", ".join(parts)
+
+
+def dimension_claims(table: pd.DataFrame | None) -> list[Claim]:
+    """The Balestriero rows (one per space of the table) and the Bonnasse-Gahot row (hidden layers)."""
+    if table is None:
+        return []
+    claims = []
+    for space, rows in table.groupby("space", sort=True):
+        high = rows[rows["d"] >= HIGH_DIM]
+        v = {int(s): 1.0 - float(g["inside"].max()) for s, g in high.groupby("seed")}
+        claims.append(Claim(
+            f"no_inside_high_dim_{space}", "Balestriero 2021",
+            f"above a few dozen dimensions no test point is inside the training hull ({space}, PCA to d)",
+            f"1 - largest fraction certified inside over d >= {HIGH_DIM}; pooled: the lowest seed", "all", v,
+            min(v.values()) if v else np.nan,
+            {"level": 1 - HIGH_DIM_INSIDE, "loose": HIGH_DIM_LOOSE - HIGH_DIM_INSIDE,
+             "loose_level": 1 - HIGH_DIM_LOOSE, "holds_reason": EVERY_SEED},
+            f"no d >= {HIGH_DIM} measured", detail=crossings(rows), rule_text=RULE_ALL))
+    hidden = table[table["space"].str.startswith("hidden_") & (table["d"] <= LATENT_MAX_D)]
+    if len(hidden):  # one hidden space per run (hull.dimension.hidden); its seeds are the hull splits
+        hidden = hidden[hidden["space"] == sorted(hidden["space"].unique())[0]]
+    at = hidden[hidden["d"] == hidden["d"].max()] if len(hidden) else hidden
+    v = {int(s): float(x) for s, x in zip(at["seed"], at["inside"])}
+    where = f"{hidden['space'].iloc[0]}, d = {int(hidden['d'].max())}" if len(hidden) else "hidden layer"
+    claims.append(Claim(
+        "inside_latent_low_dim", "Bonnasse-Gahot 2022",
+        f"in a trained low-dimensional latent space most test points are inside the hull ({where})",
+        f"fraction of test points certified inside at the largest d <= {LATENT_MAX_D} of the hidden layer's PCA",
+        "direction", v, float(np.mean(list(v.values()))) if v else np.nan,
+        {"sign": 1, "size": 0.0, "target": MOSTLY_INSIDE},
+        "no hidden layer in the dimension table (hull.dimension.hidden)", rule_text=RULE_ABOVE))
+    return claims
+
+
 # ------------------------------------------------------------------ the claims
 
 
 def hull_claims(spaces: dict, enrichment: dict, ink_missing: str = "", sweep: pd.DataFrame | None = None,
-                dataset: str = "mnist") -> list[Claim]:
+                dataset: str = "mnist", dimension: pd.DataFrame | None = None) -> list[Claim]:
     """Every claim of the hull paper with its values; verdicts come from gisweep.claims.verdict."""
     claims = []
 
@@ -263,7 +332,7 @@ def hull_claims(spaces: dict, enrichment: dict, ink_missing: str = "", sweep: pd
         "extrapolated to the paper's N: test distances still a significant fraction of the diameter (pixels)",
         "mean test distance / diameter at the largest N, from the power-law fit", "direction", values, value,
         RULE_ABOVE, why, sign=1, size=0.0, target=SIGNIFICANT_FRACTION)
-    return claims
+    return claims + dimension_claims(dimension)
 
 
 def to_table(claims: list[Claim]) -> pd.DataFrame:
@@ -293,7 +362,10 @@ def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
         f"- the direction carries the object: ink pixels (>= {INK_LEVEL:g} × the image's brightest) carry at least "
         f"{INK_ENRICHMENT:g}× their share of ||x - p||^2;",
         f"- learned spaces: fewer than {MOSTLY_INSIDE:g} of the test points certified inside;",
-        "- the N trend: a falling power law, and its value at the largest N above the same 0.1.",
+        "- the N trend: a falling power law, and its value at the largest N above the same 0.1;",
+        f"- Balestriero (with a dimension table): fewer than {HIGH_DIM_INSIDE:g} of the test points inside at every "
+        f"PCA d >= {HIGH_DIM}, every seed (loosely < {HIGH_DIM_LOOSE:g}); Bonnasse-Gahot: more than {MOSTLY_INSIDE:g} "
+        f"inside at the hidden layer's largest d <= {LATENT_MAX_D}.",
         "",
         "Direction rules (d = value - target): holds with at least two seeds when every seed is on the claim's",
         "side, the pooled d reaches the size and exceeds twice the seed sd; holds loosely when the pooled d is on",
@@ -305,19 +377,30 @@ def to_markdown(table: pd.DataFrame, sources: list[str]) -> str:
     return "\n".join(lines + table_lines(table, sources))
 
 
-def write_hull_claims(hull, out_markdown, out_csv, nearest=(), sweep=None, dataset="mnist") -> pd.DataFrame:
-    """Build the hull claims table from SEED=PATH hull and nearest-point tables and an optional N-sweep CSV."""
-    if isinstance(sweep, (list, tuple)):
-        if len(sweep) > 1:
-            raise GisweepError(f"--sweep: at most one N-sweep table (got {len(sweep)})")
-        sweep = sweep[0] if sweep else None
+def _one(value, option: str, what: str):
+    """A CLI list of at most one file -> that file or None."""
+    if isinstance(value, (list, tuple)):
+        if len(value) > 1:
+            raise GisweepError(f"--{option}: at most one {what} (got {len(value)})")
+        return value[0] if value else None
+    return value
+
+
+def write_hull_claims(hull, out_markdown, out_csv, nearest=(), sweep=None, dataset="mnist",
+                      dimension=None) -> pd.DataFrame:
+    """Build the hull claims table from SEED=PATH hull and nearest-point tables, an optional N-sweep CSV
+    and an optional dimension table (gisweep.hull_dimension)."""
+    sweep = _one(sweep, "sweep", "N-sweep table")
+    dimension = _one(dimension, "dimension", "dimension table")
     seeded, near = parse_seeded(hull, "hull"), parse_seeded(nearest, "nearest")
     if not seeded:
         raise GisweepError("--hull: give at least one hull table as SEED=PATH")
     enrichment, ink_missing = read_nearest(near)
-    claims = hull_claims(read_hull(seeded), enrichment, ink_missing, read_sweep(sweep) if sweep else None, dataset)
+    dim_table = read_dimension(dimension) if dimension else None
+    claims = hull_claims(read_hull(seeded), enrichment, ink_missing, read_sweep(sweep) if sweep else None, dataset,
+                         dim_table)
     table = to_table(claims)
-    md = to_markdown(table, [p for _, p in seeded + near] + ([str(sweep)] if sweep else []))
+    md = to_markdown(table, [p for _, p in seeded + near] + [str(f) for f in (sweep, dimension) if f])
     write_csv(table, out_csv)
     with atomic_path(out_markdown) as tmp:
         Path(tmp).write_text(md)
@@ -333,7 +416,10 @@ def register_cli(sub) -> None:
                    help="pixel-space nearest-point tables (gisweep hull-nearest); none: 'not measured'")
     p.add_argument("--sweep", nargs="*", default=[], metavar="CSV",
                    help="results/tables/hull_vs_train_size.csv (at most one); none: 'not measured'")
+    p.add_argument("--dimension", nargs="*", default=[], metavar="CSV",
+                   help="results/tables/hull_dimension.csv (at most one); none: no dimension rows")
     p.add_argument("--dataset", default="mnist", help="the hull's dataset (the 27 %% row is CIFAR-10's)")
     p.add_argument("--out-markdown", required=True)
     p.add_argument("--out-csv", required=True)
-    p.set_defaults(func=lambda a: write_hull_claims(a.hull, a.out_markdown, a.out_csv, a.nearest, a.sweep, a.dataset))
+    p.set_defaults(func=lambda a: write_hull_claims(a.hull, a.out_markdown, a.out_csv, a.nearest, a.sweep, a.dataset,
+                                                    a.dimension))

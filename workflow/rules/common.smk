@@ -510,3 +510,22 @@ def hull_claims_nearest_tables():
     if (HULL_CLAIMS_DIM, "pixels") not in HULL_JOBS:
         return []
     return [(seed, hull_claims_nearest(HULL_DATASET, HULL_CLAIMS_DIM, seed)) for seed in HULL["seeds"]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths of the hull-dimension stage (workflow/rules/hull_dimension.smk): membership against the PCA
+# dimension d, one table per hull split under hull/s{seed}/. (Block owned by that stage.)
+
+HULL_DIMENSION = {"markdown": "results/tables/hull_dimension.md", "csv": "results/tables/hull_dimension.csv"}
+
+
+def hull_dimension_file(dataset, dim, seed):
+    return hull_split_path(dataset, dim, seed, "dimension.parquet")
+
+
+def hull_dimension_hidden(dataset, dim):
+    """(model file, space name) of the MLP layer the stage also reduces: the last hidden layer of the
+    real-label hull.hidden_arch, seed hull.hidden_seed."""
+    arch, seed = HULL["hidden_arch"], HULL["hidden_seed"]
+    layers = int(arch.split("x")[0])
+    return model_file(dataset, dim, arch, "real", seed), f"hidden_{arch}_real_s{seed}_l{layers}"

@@ -87,6 +87,8 @@ rule hull_claims:
         hull=[path for _, path in hull_claims_tables()],
         nearest=[path for _, path in hull_claims_nearest_tables()],
         sweep=[HULL_TRAIN_SIZE_TABLE] if HULL_SWEEP else [],
+        # the opt-in dimension rows (hull_dimension.smk, included after this file: read when the DAG is built)
+        dimension=lambda wc: [HULL_DIMENSION["csv"]] if HULL_DIMENSION_ON else [],
         code=code("hull-claims"),
     output:
         markdown=HULL_CLAIMS["markdown"],
@@ -104,5 +106,5 @@ rule hull_claims:
         ENV
     shell:
         "python -m gisweep hull-claims --hull {params.hull:q} --nearest {params.nearest:q} --sweep {input.sweep:q}"
-        " --dataset {params.dataset:q} --out-markdown {output.markdown:q} --out-csv {output.csv:q}"
+        " --dimension {input.dimension:q} --dataset {params.dataset:q} --out-markdown {output.markdown:q} --out-csv {output.csv:q}"
         f"{TO_LOG}"
