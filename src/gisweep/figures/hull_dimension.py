@@ -3,6 +3,8 @@ gathered CSV of gisweep.hull_dimension (results/tables/hull_dimension.csv): one 
 mean), each seed faint, uniform random data dashed for reference."""
 from __future__ import annotations
 
+from matplotlib.ticker import NullFormatter
+
 from gisweep import GisweepError
 from gisweep.figures.common import plt, save_figure
 
@@ -35,6 +37,9 @@ def inside_vs_dim(table_path, out, title: str = "") -> None:
         ax.plot(mean.index, mean.to_numpy(), color=color, lw=2, marker="o", ms=3, ls="--" if random else "-",
                 label=f"{space} (uniform, reference)" if random else space)
     ax.set_xscale("log", base=2)
+    ticks = sorted(int(d) for d in table["d"].unique())  # the measured d, written out
+    ax.set_xticks(ticks, [str(d) for d in ticks], fontsize=7)
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("d (first principal components)")
     ax.set_ylabel("fraction of test points certified inside")
