@@ -529,3 +529,23 @@ def hull_dimension_hidden(dataset, dim):
     arch, seed = HULL["hidden_arch"], HULL["hidden_seed"]
     layers = int(arch.split("x")[0])
     return model_file(dataset, dim, arch, "real", seed), f"hidden_{arch}_real_s{seed}_l{layers}"
+
+
+def hull_dimension_tables():
+    """Every split's membership table at the claims table's side (HULL_CLAIMS_DIM, set in hull_claims.smk)."""
+    if HULL_CLAIMS_DIM is None:
+        return []
+    return [hull_dimension_file(HULL_DATASET, HULL_CLAIMS_DIM, seed) for seed in HULL["seeds"]]
+
+
+def hull_dimension_model(wildcards):
+    """The MLP file the job reads ([] without hull.dimension.hidden)."""
+    return [hull_dimension_hidden(wildcards.dataset, wildcards.dim)[0]] if HULL["dimension"]["hidden"] else []
+
+
+def hull_dimension_hidden_args(wildcards):
+    """hull-dimension options of the hidden layer ([] without hull.dimension.hidden)."""
+    if not HULL["dimension"]["hidden"]:
+        return []
+    path, space = hull_dimension_hidden(wildcards.dataset, wildcards.dim)
+    return ["--model", path, "--hidden-space", space]

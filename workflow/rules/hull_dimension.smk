@@ -9,24 +9,6 @@ HULL_DIMENSION_CONFIG = HULL["dimension"]
 HULL_DIMENSION_ON = HULL["enabled"] and HULL_DIMENSION_CONFIG["enabled"] and HULL_CLAIMS_DIM is not None
 
 
-def hull_dimension_tables():
-    if HULL_CLAIMS_DIM is None:
-        return []
-    return [hull_dimension_file(HULL_DATASET, HULL_CLAIMS_DIM, seed) for seed in HULL["seeds"]]
-
-
-def hull_dimension_model(wildcards):
-    """The MLP file the job reads ([] without hull.dimension.hidden)."""
-    return [hull_dimension_hidden(wildcards.dataset, wildcards.dim)[0]] if HULL_DIMENSION_CONFIG["hidden"] else []
-
-
-def hull_dimension_hidden_args(wildcards):
-    if not HULL_DIMENSION_CONFIG["hidden"]:
-        return []
-    path, space = hull_dimension_hidden(wildcards.dataset, wildcards.dim)
-    return ["--model", path, "--hidden-space", space]
-
-
 TARGET_FUNCTIONS.append(
     lambda: [*HULL_DIMENSION.values(), figure_file("hull_inside_vs_dim")] if HULL_DIMENSION_ON else []
 )
