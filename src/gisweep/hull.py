@@ -756,13 +756,20 @@ def _solve_chunk(T, x, tol, atol, unit, reg_rel, max_iter, add_per_iter, mem, lo
         # the old and new state together, plus one sub-batch's gathered rows [sub, w, D] and [sub, m, D]
         mem.note(gram, h, lam, cand, x, gram, h, lam, extra=item * sub * (width + PASS_ADD) * D * 2)
 
+    out_idx, out_w = _padded_supports(res_idx, B, dt, dev)
+    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum()), n_exact
+
+
+def _padded_supports(res_idx, B: int, dt, dev):
+    """The supports retired chunk by chunk ((rows, idx [b, w], weights [b, w]) each) as one [B, width]
+    index and weight pair, zero-padded to the widest."""
     width = max(t[1].shape[1] for t in res_idx)
     out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)
     out_w = torch.zeros(B, width, dtype=dt, device=dev)
     for fin, i, w in res_idx:
         out_idx[fin, : i.shape[1]] = i
         out_w[fin, : w.shape[1]] = w
-    return res_d, res_lo, res_it, out_idx, out_w, n_pass, int(hopeless.sum()), n_exact
+    return out_idx, out_w
 
 
 def _certify(T, g, gp, cand, valid, dist, tol, atol, bound, block_rows, sub_for, mem):
@@ -905,10 +912,5 @@ def _solve_dense(T: _Train, gram, x, tol, atol, unit, reg_rel, max_iter, add_per
         ok, new = st.grow(viol, add_per_iter)
         st.step(gram, viol, reg_rel * scale2, scale2)
         st.pack(new, ok, min(N, max(int(st.used.sum(1).max()) + add_per_iter, K0)))
-    width = max(t[1].shape[1] for t in res_idx)
-    out_idx = torch.zeros(B, width, dtype=torch.int64, device=dev)
-    out_w = torch.zeros(B, width, dtype=dt, device=dev)
-    for fin, i, w in res_idx:
-        out_idx[fin, : i.shape[1]] = i
-        out_w[fin, : w.shape[1]] = w
+    out_idx, out_w = _padded_supports(res_idx, B, dt, dev)
     return res_d, res_lo, res_it, out_idx, out_w, it, int(hopeless.sum()), 0

@@ -65,7 +65,7 @@ def check_source_dirs():
         spec = config["datasets"].get(name)
         if spec is not None and not Path(spec["dir"]).expanduser().is_dir():
             raise ValueError(
-                f"config datasets.{name}.dir: '{spec['dir']}' is not a directory; point it at the "
+                f"config datasets.{name}.dir: {spec['dir']!r} is not a directory; point it at the "
                 + ("CIFAR-10 python batches (data_batch_1..5, test_batch)" if name == "cifar10"
                    else "four MNIST IDX files (train-images-idx3-ubyte, ...)")
                 + f", or remove datasets.{name} from the config"
