@@ -260,6 +260,7 @@ def test_editing_any_figure_module_plans_only_plot_jobs(tmp_path):
     config = yaml.safe_load((project / "tiny.yaml").read_text())
     config["cnn"] = {"enabled": True, "dim": config["datasets"]["mnist"]["dims"][0],
                      "mlp_arch": config["models"]["architectures"][0]}
+    config.setdefault("hull", {})["dimension"] = {"enabled": True}  # opt-in, with a figure module of its own
     (project / CONFIG).write_text(yaml.safe_dump(config))
     outputs = _outputs(project)
     assert any(f.startswith("results/figures/") for f in outputs)

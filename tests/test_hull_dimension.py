@@ -149,7 +149,7 @@ def test_tiny_config_plans_the_opt_in_jobs(tmp_path):
     (project / "dim.yaml").write_text(yaml.safe_dump(config))
     out = run_ok(project, "--dry-run", "--printshellcmds", config="dim.yaml")
     jobs = planned_jobs(out)
-    assert jobs["hull_dimension"] == 3 and jobs["hull_dimension_table"] == 1 and jobs["hull_dimension_figure"] == 1, jobs
+    assert jobs["hull_dimension"] == 3 and jobs["hull_dimension_table"] == 1 and jobs["plot_hull_dimension"] == 1, jobs
     assert "--hidden-space hidden_3x128_real_s0_l3" in out and "results/figures/hull_inside_vs_dim.png" in out
     assert "--dimension results/tables/hull_dimension.csv" in out  # the claims table takes its rows
 

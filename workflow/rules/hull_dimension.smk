@@ -60,7 +60,7 @@ rule hull_dimension_table:
         f"{TO_LOG}"
 
 
-rule hull_dimension_figure:
+rule plot_hull_dimension:
     input:
         table=HULL_DIMENSION["csv"],
         code=code("plot-hull-dimension"),
@@ -69,9 +69,9 @@ rule hull_dimension_figure:
     params:
         title=f"Hull membership against dimension ({HULL_DATASET}, {HULL_CLAIMS_DIM}x{HULL_CLAIMS_DIM})",
     log:
-        "logs/hull_dimension_figure.log",
+        "logs/plot_hull_dimension.log",
     benchmark:
-        "benchmarks/hull_dimension_figure/hull_dimension_figure.tsv",
+        "benchmarks/plot_hull_dimension/plot_hull_dimension.tsv",
     conda:
         ENV
     shell:
