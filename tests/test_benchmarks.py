@@ -12,19 +12,21 @@ import rule_times  # noqa: E402
 
 
 def _rules():
-    """(file, rule name, the rule's text) for every rule of workflow/rules/*.smk."""
+    """(file, rule name, its indentation, the rule's text) for every rule of workflow/rules/*.smk."""
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         text = smk.read_text()
-        starts = [(m.start(), m.group(1)) for m in re.finditer(r"^rule (\w+):", text, flags=re.M)]
-        for (start, name), (end, _) in zip(starts, starts[1:] + [(len(text), "")]):
-            yield smk.name, name, text[start:end]
+        # rules inside an `if` block are indented: their directives sit one level deeper
+        starts = [(m.start(), m.group(1), m.group(2)) for m in re.finditer(r"^( *)rule (\w+):", text, flags=re.M)]
+        for (start, indent, name), (end, _, _) in zip(starts, starts[1:] + [(len(text), "", "")]):
+            yield smk.name, name, indent, text[start:end]
 
 
 def test_every_rule_has_a_benchmark_file_of_its_own():
     rules = list(_rules())
     assert len(rules) >= 40
-    missing = [f"{f}: {name}" for f, name, body in rules
-               if not re.search(rf'^    benchmark:\n        "benchmarks/{name}/[^"]+\.tsv",', body, flags=re.M)]
+    missing = [f"{f}: {name}" for f, name, indent, body in rules
+               if not re.search(rf'^{indent}    benchmark:\n{indent}        "benchmarks/{name}/[^"]+\.tsv",', body,
+                                flags=re.M)]
     assert not missing, f"rules without benchmarks/<rule>/...tsv: {missing}"
 
 

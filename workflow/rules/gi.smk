@@ -55,6 +55,8 @@ if compared_only_architectures():
             gpu=gpus(),
         log:
             "logs/batched_gi/{dataset}_d{dim}_{arch}_{labels}_s{seed}_compared.log",
+        benchmark:
+            "benchmarks/batched_gi_compared/{dataset}_d{dim}_{arch}_{labels}_s{seed}_compared.tsv",
         conda:
             ENV
         shell:

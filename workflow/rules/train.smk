@@ -82,6 +82,8 @@ if len(SEEDS) > 1:
             gpu=gpus(),
         log:
             "logs/train/{dataset}_d{dim}_{arch}_{labels}_batch.log",
+        benchmark:
+            "benchmarks/train_batch/{dataset}_d{dim}_{arch}_{labels}_batch.tsv",
         conda:
             ENV
         shell:
