@@ -24,7 +24,7 @@ import pandas as pd
 from gisweep import GisweepError
 from gisweep.claims import MUCH_LOWER, Claim, claims_table, table_lines, verdict_counts
 from gisweep.hull_summary import read_summary
-from gisweep.io import atomic_path, read_parquet, write_csv
+from gisweep.io import atomic_path, read_csv, read_parquet, write_csv
 
 OUTSIDE_LEVEL, OUTSIDE_LOOSE = 1.0, 0.01
 """'All testing images are outside': every test point certified outside (undecided ones count
@@ -201,15 +201,7 @@ def trend(table: pd.DataFrame, stat: str = "rel_distance_mean"):
 
 def read_dimension(path) -> pd.DataFrame:
     """The gathered table of gisweep.hull_dimension (results/tables/hull_dimension.csv)."""
-    need = ["space", "d", "seed", "inside"]
-    try:
-        table = pd.read_csv(path)
-    except (OSError, ValueError) as e:
-        raise GisweepError(f"--dimension {path}: cannot read it ({e})") from None
-    missing = [c for c in need if c not in table.columns]
-    if missing:
-        raise GisweepError(f"--dimension {path}: missing columns {missing} (a hull-dimension-table CSV?)")
-    return table
+    return read_csv(path, ["space", "d", "seed", "inside"], "--dimension: written by hull-dimension-table")
 
 
 def crossings(rows: pd.DataFrame) -> str:

@@ -146,6 +146,25 @@ def read_parquet(path, columns: list[str] | None = None, required: list[str] | N
     return df
 
 
+def read_csv(path, required: list[str] | None = None, what: str = "") -> pd.DataFrame:
+    """Read a CSV table; a missing, unreadable or incomplete file raises GisweepError naming it and,
+    when given, `what` wrote it (e.g. "written by hull-train-size")."""
+    import pandas as pd
+
+    path = Path(path)
+    hint = f" ({what})" if what else ""
+    if not path.exists():
+        raise GisweepError(f"{path}: file not found{hint}")
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # ParserError and EmptyDataError are ValueErrors
+        raise GisweepError(f"{path}: not a readable CSV ({type(e).__name__}: {e}){hint}") from None
+    missing = [c for c in (required or []) if c not in df.columns]
+    if missing:
+        raise GisweepError(f"{path}: missing column(s) {missing}; found {list(df.columns)}{hint}")
+    return df
+
+
 def read_provenance(path) -> dict:
     """The provenance record stored by write_parquet."""
     import pyarrow.parquet as pq

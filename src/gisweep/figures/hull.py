@@ -20,7 +20,7 @@ from matplotlib.ticker import NullFormatter
 from gisweep import GisweepError
 from gisweep.figures.common import plt, save_figure
 from gisweep.hull_summary import read_summary
-from gisweep.io import read_parquet
+from gisweep.io import read_csv, read_parquet
 
 HULL_COLUMNS = ["kind", "distance", "rel_distance", "certified", "inside"]
 
@@ -193,15 +193,7 @@ def train_size(table_path, out, title: str = "") -> None:
     """Distance / diameter (mean, quartiles), fraction outside / undecided and nearest-neighbour distance
     against the training-set size N (log axes): per seed (dots), the seed mean (line), the fitted trend
     with its 95 % confidence band (shaded) and prediction band (dotted), extrapolated (dashed, grey area)."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(table_path)
-    except (OSError, ValueError) as e:
-        raise GisweepError(f"{table_path}: not a readable CSV ({type(e).__name__}: {e})") from None
-    missing = [c for c in TRAIN_SIZE_COLUMNS if c not in df.columns]
-    if missing:
-        raise GisweepError(f"{table_path}: missing column(s) {missing} (not written by hull-train-size?)")
+    df = read_csv(table_path, TRAIN_SIZE_COLUMNS, "written by hull-train-size")
     if (df["kind"] == "measured").sum() == 0:
         raise GisweepError(f"{table_path}: no measured rows to plot")
     df["extrapolated"] = df["extrapolated"].astype(str).str.lower().isin(["true", "1"])

@@ -7,20 +7,15 @@ from matplotlib.ticker import NullFormatter
 
 from gisweep import GisweepError
 from gisweep.figures.common import plt, save_figure
+from gisweep.io import read_csv
 
 REQUIRED = ["space", "d", "seed", "inside"]
 
 
 def _read(table_path):
-    import pandas as pd
-
-    try:
-        table = pd.read_csv(table_path)
-    except (OSError, ValueError) as e:
-        raise GisweepError(f"{table_path}: cannot read the dimension table ({e})") from None
-    missing = [c for c in REQUIRED if c not in table.columns]
-    if missing or table.empty:
-        raise GisweepError(f"{table_path}: {'missing columns ' + str(missing) if missing else 'no rows'}")
+    table = read_csv(table_path, REQUIRED, "written by hull-dimension-table")
+    if table.empty:
+        raise GisweepError(f"{table_path}: no rows")
     return table
 
 
